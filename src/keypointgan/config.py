@@ -1,0 +1,250 @@
+"""Run configuration: typed sections, YAML files, ``section.key=value`` overrides.
+
+Presets live in ``keypointgan/configs/*.yaml`` (``cpu`` is the default, ``paper`` is
+the paper's 128 px model); a user's YAML file overrides any subset of fields.
+Where the paper and the authors' release disagree, the field's comment says which
+value is which; presets pick one deliberately (see docs/paper-vs-release.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+PRESET_DIR = Path(__file__).with_name("configs")
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is malformed."""
+
+
+@dataclass
+class RenderConfig:
+    """The skeleton renderer beta (eq. 2)."""
+
+    form: str = "release"  # "release": exp(-d / sigma^2) (unsquared d); "paper": exp(-d^2 / sigma^2)
+    sigma: float = 0.2  # in normalised units, so the drawing is the same at every resolution
+    signed: bool = True  # map the image to [-1, 1] (release) instead of [0, 1]
+
+
+@dataclass
+class ModelConfig:
+    """Widths and depths of Phi, Psi, eta and the discriminator (appendix F.4)."""
+
+    image_size: int = 64
+    base_width: int = 32  # 32 in the paper; channels double at each of the `depth` downsamplings
+    depth: int = 3  # stride-2 stages: 3 gives 16x16 heatmaps at 128 px
+    max_width: int = 256
+    phi_norm: str = "batch"
+    psi_norm: str = "batch"
+    eta_norm: str = "instance"  # release: InstanceNorm (no affine); paper table: BatchNorm
+    eta_width: Optional[int] = None  # base width of eta; None = base_width
+    softargmax: str = "marginal"  # "marginal" (release) or "spatial" (2D softmax)
+    softargmax_temperature: float = 1.0
+    disc_scales: list[float] = field(default_factory=lambda: [1.0, 0.5, 0.25])
+    disc_layers: int = 3  # stride-2 layers of each PatchGAN
+    disc_width: int = 64
+    init_std: float = 0.02
+
+
+@dataclass
+class LossConfig:
+    """Weights of eq. 6 and F.2, and the reconstruction loss."""
+
+    reconstruction: str = "auto"  # "perceptual" (needs vgg_weights) | "l1_ssim" | "laplacian" | "vgg_random" | "auto"
+    fallback: str = "laplacian"  # what "auto" uses when no vgg_weights file is given
+    vgg_weights: Optional[str] = None  # torchvision state dict (.pth/.safetensors) or MatConvNet .mat
+    vgg_relu: bool = True  # paper/VGG semantics; the release omits ReLUs between VGG convs
+    running_mean_momentum: float = 0.99
+    adv_weight: float = 10.0  # lambda of eq. 6
+    rec_weight: float = 1.0  # eq. 6 weighs reconstruction by 1; the release by 10
+    eta_prior_weight: float = 0.9  # release 0.9; paper F.2 writes 1
+    eta_cycle_weight: float = 0.1  # lambda' = 0.1
+
+
+@dataclass
+class DataConfig:
+    """Where frames, the pose prior and test labels come from."""
+
+    source: str = "synthetic"  # "synthetic" or "folder"
+    root: Optional[str] = None  # own data: a folder of videos (frame folders or video files)
+    prior: Optional[str] = None  # own data: COCO JSON or .npy (M, K, 2) pixels
+    prior_image_size: Optional[list[int]] = None  # (width, height) of .npy prior coordinates
+    prior_skeleton: Optional[str] = None  # prior in another skeleton, mapped by keypoint names
+    test_root: Optional[str] = None
+    test_labels: Optional[str] = None  # COCO JSON
+    num_prior: Optional[int] = None  # seeded subset of the prior (the paper's 50/500/5000)
+    prior_seed: int = 0
+    frame_gap: list[int] = field(default_factory=lambda: [5, 30])  # x' is 5..30 frames from x
+    tps: bool = False  # pairs by thin-plate-spline warps (image-only datasets)
+    synthetic_videos: int = 240  # split into train / prior / test by video
+    synthetic_frames: int = 60
+    synthetic_seed: int = 0
+    cache_dir: Optional[str] = None
+    workers: int = 0
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation (appendix F.1) and the run itself."""
+
+    batch_size: int = 16
+    lr: float = 2e-4
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
+    grad_clip: float = 1.0
+    pool_size: int = 50
+    iterations: int = 2000
+    eta_pretrain_iterations: int = 500
+    minutes: Optional[float] = None  # wall-clock budget for the joint stage (stops early)
+    precision: str = "auto"  # "bf16" | "fp32" | "auto" (bf16 on CPUs with AMX/AVX-512-bf16 and on CUDA)
+    channels_last: bool = True
+    device: str = "auto"
+    threads: Optional[int] = None  # torch intra-op threads; None = number of cores
+    seed: int = 0
+    log_every: int = 10
+    image_every: int = 200
+    checkpoint_every: int = 250
+    eval_every: int = 0
+
+
+@dataclass
+class Config:
+    skeleton: str = "synth_humanoid"
+    link_set: Optional[str] = None
+    out_dir: str = "runs/default"
+    render: RenderConfig = field(default_factory=RenderConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _coerce(value: Any, typ: Any, where: str) -> Any:
+    origin = get_origin(typ)
+    if origin is Union:
+        args = [a for a in get_args(typ) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(value, args[0], where)
+    if origin in (list, Sequence):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        (inner,) = get_args(typ) or (Any,)
+        return [_coerce(v, inner, where) for v in value]
+    if dataclasses.is_dataclass(typ):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return _build(typ, value, where)
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if typ is int:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+    if typ is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if typ is str:
+        if not isinstance(value, (str, int, float)):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def _build(cls: type, data: dict[str, Any], where: str, base: Any = None) -> Any:
+    hints = get_type_hints(cls)
+    obj = base if base is not None else cls()
+    for key, value in data.items():
+        if key not in hints:
+            raise ConfigError(f"{where}: unknown key '{key}' (known: {', '.join(hints)})")
+        cur = getattr(obj, key)
+        if dataclasses.is_dataclass(cur) and isinstance(value, dict):
+            _build(type(cur), value, f"{where}.{key}", base=cur)
+        else:
+            setattr(obj, key, _coerce(value, hints[key], f"{where}.{key}"))
+    return obj
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def resolve_config_path(spec: str | Path) -> Path:
+    """A preset name (``cpu``, ``paper``, ...) or a path to a YAML file."""
+    p = Path(spec)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        return p
+    preset = PRESET_DIR / f"{spec}.yaml"
+    if not preset.is_file():
+        names = sorted(q.stem for q in PRESET_DIR.glob("*.yaml"))
+        raise ConfigError(f"unknown config '{spec}': not a file and not a preset ({', '.join(names)})")
+    return preset
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"train.lr=1e-4"`` -> (["train", "lr"], 1e-4); the value is parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' is not of the form section.key=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def load_config(spec: str | Path | None = "cpu", overrides: Sequence[str] = ()) -> Config:
+    """Load a preset or YAML file (``base: other`` inherits from another), then apply overrides."""
+    cfg = Config()
+    if spec is not None:
+        chain, seen = [], set()
+        path = resolve_config_path(spec)
+        while True:
+            if path.resolve() in seen:
+                raise ConfigError(f"{path}: 'base' chain loops")
+            seen.add(path.resolve())
+            data = _read_yaml(path)
+            chain.append((path, data))
+            if "base" not in data:
+                break
+            base = str(data["base"])
+            cand = path.parent / base
+            path = cand if cand.suffix in (".yaml", ".yml") and cand.exists() else resolve_config_path(base)
+        for path, data in reversed(chain):
+            data = {k: v for k, v in data.items() if k != "base"}
+            _build(Config, data, str(path), base=cfg)
+    for ov in overrides:
+        keys, value = parse_override(ov)
+        nested: Any = value
+        for k in reversed(keys):
+            nested = {k: nested}
+        _build(Config, nested, f"override '{ov}'", base=cfg)
+    return cfg
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
