@@ -48,6 +48,8 @@ class ModelConfig:
     disc_scales: list[float] = field(default_factory=lambda: [1.0, 0.5, 0.25])
     disc_layers: int = 3  # stride-2 layers of each PatchGAN
     disc_width: int = 64
+    disc_first_norm: bool = False  # release/CycleGAN: no norm on the first layer; paper table: InstanceNorm
+    disc_resize: str = "bilinear"  # how the input is shrunk to each scale: "bilinear" (release) or "area" (avg-pool)
     init_std: float = 0.02
 
 

@@ -1,0 +1,375 @@
+"""KeypointGAN training in the paper's two stages.
+
+1. eta pre-training on the prior (appendix F.2, eq. 7): ``|eta(beta(p)) - p|^2``.
+2. Joint training (eq. 6), each iteration in the release's order:
+   - generator step: Phi and Psi on ``adv_weight * LSGAN(D(Phi(x)), 1) +
+     rec_weight * rec(Psi(beta(eta(Phi(x))), x'), x)``; eta and D are frozen, but
+     gradients flow through eta and beta into Phi;
+   - discriminator step: ``0.5 * (LSGAN(D(beta(p_prior)), 1) + LSGAN(D(pool(Phi(x))), 0))``;
+   - eta step: ``eta_prior_weight * |eta(beta(p)) - p|^2 +
+     eta_cycle_weight * |beta(eta(y)) - y|^2`` with ``y = Phi(x)`` detached.
+   Three Adam optimisers, gradient-norm clipping on each.
+
+A frozen copy of the pre-trained eta is kept for the left/right orientation correction
+at evaluation (appendix F.2).
+
+Runs stop cleanly on Ctrl-C (checkpoint, then exit), refuse to continue on NaN/inf
+losses (the last good checkpoint stays), and resume exactly: every random draw of a
+step comes from generators seeded by (seed, rank, step), so an interrupted and resumed
+run sees the same batches as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import torch
+from torch import nn
+
+from ..config import Config, save_config
+from ..losses import (build_reconstruction_loss, eta_cycle_loss, eta_prior_loss, lsgan_discriminator_loss,
+                      lsgan_generator_loss)
+from ..models import build_models
+from ..pose import get_skeleton
+from . import checkpoint as ckpt
+from .distributed import DistInfo, all_reduce_mean, barrier, init_distributed, wrap
+from .logger import RunLogger
+from .pool import HistoryPool
+from .runtime import Runtime
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the run stopped without overwriting good checkpoints."""
+
+
+@dataclass
+class TrainState:
+    """Counters that, with the weights and optimiser moments, define a run's position."""
+
+    eta_step: int = 0
+    step: int = 0
+    elapsed: float = 0.0  # seconds of training so far, over all sessions of the run
+    eta_pretrained: bool = False
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def global_step(self) -> int:
+        return self.eta_step + self.step
+
+
+def _clip(params: list[nn.Parameter], max_norm: float) -> float:
+    if max_norm <= 0:
+        return float("nan")
+    return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+
+
+def _check_finite(losses: dict[str, torch.Tensor], where: str, step: int) -> None:
+    bad = [k for k, v in losses.items() if not torch.isfinite(v).all()]
+    if bad:
+        raise TrainingDiverged(
+            f"{where} step {step}: non-finite loss in {', '.join(bad)} "
+            f"({', '.join(f'{k}={float(losses[k]):.4g}' for k in bad)}); stopped without saving this state. "
+            "Resume from the last checkpoint with a lower learning rate or precision=fp32."
+        )
+
+
+class Trainer:
+    """Builds data, models, losses and optimisers from a :class:`Config` and trains them."""
+
+    def __init__(self, cfg: Config, out_dir: str | Path | None = None, resume: bool = False,
+                 data: Any = None, progress: bool = True) -> None:
+        self.cfg = cfg
+        self.out_dir = Path(out_dir or cfg.out_dir)
+        self.runtime = Runtime.create(cfg.train.device, cfg.train.precision, cfg.train.channels_last,
+                                      cfg.train.threads)
+        self.dist: DistInfo = init_distributed(self.runtime.device.type)
+        self.progress = progress and self.dist.is_main
+        self.skeleton = get_skeleton(cfg.skeleton, cfg.link_set)
+        torch.manual_seed(cfg.train.seed)
+        if data is None:
+            from ..data.build import build_data
+
+            data = build_data(cfg, self.skeleton, rank=self.dist.rank)
+        self.data = data
+        model, disc = build_models(cfg, self.skeleton)
+        self.model = self.runtime.module(model)
+        self.disc = self.runtime.module(disc)
+        self.eta_frozen: Optional[nn.Module] = None
+        self.rec_loss = build_reconstruction_loss(cfg.loss).to(self.runtime.device)
+        t = cfg.train
+        adam = dict(lr=t.lr, betas=tuple(t.betas))
+        self.g_params = list(self.model.phi.parameters()) + list(self.model.psi.parameters())
+        self.opt_g = torch.optim.Adam(self.g_params, **adam)
+        self.opt_d = torch.optim.Adam(self.disc.parameters(), **adam)
+        self.opt_eta = torch.optim.Adam(self.model.eta.parameters(), **adam)
+        self.pool = HistoryPool(t.pool_size, seed=t.seed + 7919 * self.dist.rank)
+        self.state = TrainState()
+        self._stop_requested = False
+        self._wrap_ddp()
+        if resume:
+            self.resume()
+        self.logger = RunLogger(self.out_dir, enabled=self.dist.is_main,
+                                resume_step=self.state.global_step if resume else None)
+        if self.dist.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, self.out_dir / "config.yaml")
+
+    # -- set-up ------------------------------------------------------------------------
+    def _wrap_ddp(self) -> None:
+        """DDP wrappers: G covers Phi+Psi only (eta frozen at wrap time), eta and D their own."""
+        dev = self.runtime.device
+        self.model.eta.requires_grad_(False)
+        self.g_ddp = wrap(self.model, self.dist, dev)
+        self.model.eta.requires_grad_(True)
+        self.eta_ddp = wrap(self.model.eta, self.dist, dev)
+        self.d_ddp = wrap(self.disc, self.dist, dev)
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.out_dir / "checkpoints"
+
+    def _generator(self, stream: int, step: int) -> torch.Generator:
+        """Generator for one stream of random draws at one step: resumable by construction."""
+        seed = (self.cfg.train.seed * 1_000_003 + self.dist.rank * 10_007 + stream * 101 + step) % (2**63)
+        return torch.Generator().manual_seed(seed)
+
+    # -- eta pre-training -------------------------------------------------------------
+    def eta_loss_prior(self, prior: torch.Tensor) -> torch.Tensor:
+        y = self.model.render(prior)
+        with self.runtime.autocast():
+            pred = self.eta_ddp(self.runtime.tensor(y)).keypoints
+        return eta_prior_loss(pred.float(), prior)
+
+    def pretrain_eta(self, iterations: Optional[int] = None, deadline: Optional[float] = None,
+                     callback: Optional[Callable[[int, dict], None]] = None) -> None:
+        """Stage 1: fit eta to invert beta on prior poses (eq. 7)."""
+        total = self.cfg.train.eta_pretrain_iterations if iterations is None else iterations
+        self.model.eta.train()
+        bar = self._bar(total, self.state.eta_step, "eta pre-training")
+        with self._sigint_guard():
+            while self.state.eta_step < total and not self._should_stop(deadline):
+                step = self.state.eta_step + 1
+                prior = self.runtime.tensor(self.data.prior_batch(self._generator(1, step)))
+                loss = self.eta_loss_prior(prior)
+                _check_finite({"eta_prior": loss}, "eta pre-training", step)
+                self.opt_eta.zero_grad(set_to_none=True)
+                loss.backward()
+                gn = _clip(list(self.model.eta.parameters()), self.cfg.train.grad_clip)
+                self.opt_eta.step()
+                self.state.eta_step = step
+                self._after_step("eta_pretrain", {"eta_prior": float(loss), "eta_grad_norm": gn}, bar, callback)
+        bar.close()
+        if self.state.eta_step >= total:
+            self._freeze_pretrained_eta()
+
+    def _freeze_pretrained_eta(self) -> None:
+        self.state.eta_pretrained = True
+        self.eta_frozen = copy.deepcopy(self.model.eta).eval().requires_grad_(False)
+
+    # -- joint training ---------------------------------------------------------------
+    def generator_step(self, x: torch.Tensor, x_app: torch.Tensor) -> tuple[dict[str, torch.Tensor], Any]:
+        """Phi + Psi update; eta and D frozen, gradients flow through eta and beta."""
+        self.model.eta.requires_grad_(False)
+        self.disc.requires_grad_(False)
+        try:
+            with self.runtime.autocast():
+                out = self.g_ddp(x, x_app)
+                adv = lsgan_generator_loss(self.disc(out.y))
+                rec = self.rec_loss(out.x_hat, x)
+            c = self.cfg.loss
+            loss = c.adv_weight * adv + c.rec_weight * rec
+            losses = {"g_adv": adv, "g_rec": rec, "g_total": loss}
+            _check_finite(losses, "generator", self.state.step + 1)
+            self.opt_g.zero_grad(set_to_none=True)
+            loss.backward()
+            losses["g_grad_norm"] = torch.tensor(_clip(self.g_params, self.cfg.train.grad_clip))
+            self.opt_g.step()
+        finally:
+            self.model.eta.requires_grad_(True)
+            self.disc.requires_grad_(True)
+        return losses, out
+
+    def discriminator_step(self, fake_y: torch.Tensor, prior: torch.Tensor) -> dict[str, torch.Tensor]:
+        """D update on beta(prior) (real) vs pooled Phi(x) (fake), one forward for DDP."""
+        real = self.model.render(prior)
+        fake = self.runtime.tensor(self.pool.query(fake_y.detach().float()))
+        with self.runtime.autocast():
+            scores = self.d_ddp(self.runtime.tensor(torch.cat([real, fake])))
+        n = real.shape[0]
+        loss = lsgan_discriminator_loss([s[:n] for s in scores], [s[n:] for s in scores])
+        _check_finite({"d": loss}, "discriminator", self.state.step + 1)
+        self.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        gn = _clip(list(self.disc.parameters()), self.cfg.train.grad_clip)
+        self.opt_d.step()
+        return {"d": loss, "d_grad_norm": torch.tensor(gn)}
+
+    def eta_step(self, y: torch.Tensor, prior: torch.Tensor) -> dict[str, torch.Tensor]:
+        """eta fine-tuning: prior regression + lambda' * skeleton cycle on Phi(x)."""
+        y = y.detach().float()
+        real = self.model.render(prior)
+        with self.runtime.autocast():
+            kp = self.eta_ddp(self.runtime.tensor(torch.cat([real, y]))).keypoints.float()
+        n = prior.shape[0]
+        l_prior = eta_prior_loss(kp[:n], prior)
+        l_cycle = eta_cycle_loss(self.model.render(kp[n:]), y)
+        c = self.cfg.loss
+        loss = c.eta_prior_weight * l_prior + c.eta_cycle_weight * l_cycle
+        losses = {"eta_prior": l_prior, "eta_cycle": l_cycle}
+        _check_finite(losses, "eta", self.state.step + 1)
+        self.opt_eta.zero_grad(set_to_none=True)
+        loss.backward()
+        losses["eta_grad_norm"] = torch.tensor(_clip(list(self.model.eta.parameters()), self.cfg.train.grad_clip))
+        self.opt_eta.step()
+        return losses
+
+    def train_step(self) -> tuple[dict[str, float], Any]:
+        step = self.state.step + 1
+        batch = self.data.pair_batch(self._generator(2, step))
+        x, x_app = self.runtime.tensor(batch["x"]), self.runtime.tensor(batch["x_app"])
+        prior = self.runtime.tensor(self.data.prior_batch(self._generator(3, step)))
+        self.pool.generator.manual_seed(int(self._generator(4, step).initial_seed()))
+        self.model.train()
+        self.disc.train()
+        losses, out = self.generator_step(x, x_app)
+        losses.update(self.discriminator_step(out.y, prior))
+        losses.update(self.eta_step(out.y, prior))
+        return {k: float(all_reduce_mean(v, self.dist)) for k, v in losses.items()}, (x, x_app, out, prior)
+
+    def train(self, iterations: Optional[int] = None, deadline: Optional[float] = None,
+              callback: Optional[Callable[[int, dict], None]] = None) -> None:
+        """Stage 2 (eq. 6): runs until ``iterations`` or the wall-clock ``deadline``."""
+        if not self.state.eta_pretrained:
+            self._freeze_pretrained_eta()  # no pre-training asked for: keep the initial eta as reference
+        total = self.cfg.train.iterations if iterations is None else iterations
+        if self.cfg.train.minutes and deadline is None:
+            deadline = time.monotonic() + 60 * self.cfg.train.minutes
+        bar = self._bar(total, self.state.step, "KeypointGAN")
+        with self._sigint_guard():
+            while self.state.step < total and not self._should_stop(deadline):
+                scalars, tensors = self.train_step()
+                self.state.step += 1
+                if self.dist.is_main and self.cfg.train.image_every and self.state.step % self.cfg.train.image_every == 0:
+                    self._log_images(*tensors)
+                self._after_step("joint", scalars, bar, callback)
+        bar.close()
+
+    # -- the loop's bookkeeping ---------------------------------------------------------
+    def _should_stop(self, deadline: Optional[float]) -> bool:
+        return self._stop_requested or (deadline is not None and time.monotonic() >= deadline)
+
+    def _after_step(self, stage: str, scalars: dict[str, float], bar: Any, callback: Any) -> None:
+        now = time.monotonic()
+        self.state.elapsed += now - getattr(self, "_last_tick", now)
+        self._last_tick = now
+        t = self.cfg.train
+        gstep = self.state.global_step
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.3g}" for k, v in scalars.items() if "norm" not in k}, refresh=False)
+        if t.log_every and gstep % t.log_every == 0:
+            self.logger.scalars(gstep, stage, scalars)
+        if callback is not None:
+            callback(gstep, scalars)
+        if t.checkpoint_every and gstep % t.checkpoint_every == 0:
+            self.save()
+
+    def _bar(self, total: int, start: int, desc: str):
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, initial=start, desc=desc, disable=not self.progress, dynamic_ncols=True,
+                    smoothing=0.1, unit="it")
+
+    class _Guard:
+        def __init__(self, trainer: "Trainer") -> None:
+            self.trainer, self.previous = trainer, None
+
+        def __enter__(self):
+            self.trainer._last_tick = time.monotonic()
+            try:
+                self.previous = signal.signal(signal.SIGINT, self._handle)
+            except ValueError:  # not the main thread
+                self.previous = None
+            return self
+
+        def _handle(self, signum, frame):
+            if self.trainer._stop_requested:  # second Ctrl-C: stop now
+                raise KeyboardInterrupt
+            self.trainer._stop_requested = True
+            print("\nCtrl-C: finishing this step, saving a checkpoint and exiting (Ctrl-C again to abort)",
+                  flush=True)
+
+        def __exit__(self, *exc):
+            if self.previous is not None:
+                signal.signal(signal.SIGINT, self.previous)
+            if self.trainer._stop_requested and exc[0] is None:
+                self.trainer.save()
+            return False
+
+    def _sigint_guard(self) -> "Trainer._Guard":
+        return Trainer._Guard(self)
+
+    @property
+    def interrupted(self) -> bool:
+        return self._stop_requested
+
+    def _log_images(self, x, x_app, out, prior) -> None:
+        from ..viz import training_grid
+
+        self.logger.images(self.state.global_step, "train/x_app_phi_ystar_xhat_prior",
+                           training_grid(x, x_app, out.y, out.y_star, out.x_hat, self.model.render(prior[: x.shape[0]])))
+
+    # -- checkpoints ------------------------------------------------------------------
+    def _modules(self) -> dict[str, nn.Module]:
+        mods: dict[str, nn.Module] = {"model": self.model, "disc": self.disc, "rec_loss": self.rec_loss}
+        if self.eta_frozen is not None:
+            mods["eta_pretrained"] = self.eta_frozen
+        return mods
+
+    def save(self) -> Optional[Path]:
+        """Write a checkpoint (rank 0 only); atomic, keeps the last three."""
+        if not self.dist.is_main:
+            return None
+        weights: dict[str, torch.Tensor] = {}
+        for name, m in self._modules().items():
+            weights.update(ckpt.flatten_state_dict(name, m.state_dict()))
+        state: dict[str, torch.Tensor] = {}
+        meta: dict[str, Any] = {"train_state": {k: v for k, v in vars(self.state).items()},
+                                "config": self.cfg.to_dict(), "skeleton": self.skeleton.to_dict()}
+        for name, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d), ("opt_eta", self.opt_eta)):
+            tensors, m = ckpt.optimizer_to_tensors(name, opt)
+            state.update(tensors)
+            meta[name] = m
+        state.update(ckpt.flatten_state_dict("pool", self.pool.state_dict()))
+        return ckpt.save_checkpoint(self.checkpoint_dir, self.state.global_step, weights, state, meta)
+
+    def resume(self, path: str | Path | None = None) -> bool:
+        """Continue from ``path`` or this run's latest checkpoint; False if there is none."""
+        root = Path(path) if path else self.checkpoint_dir
+        if ckpt.latest_checkpoint(root) is None:
+            return False
+        weights, state, meta = ckpt.load_checkpoint(root)
+        dev = self.runtime.device
+        ckpt.load_module_state(self.model, "model", weights, str(root))
+        ckpt.load_module_state(self.disc, "disc", weights, str(root))
+        if any(k.startswith("rec_loss.") for k in weights):
+            ckpt.load_module_state(self.rec_loss, "rec_loss", weights, str(root))
+        self.state = TrainState(**meta["train_state"])
+        if self.state.eta_pretrained:
+            self.eta_frozen = copy.deepcopy(self.model.eta).eval().requires_grad_(False)
+            ckpt.load_module_state(self.eta_frozen, "eta_pretrained", weights, str(root))
+        for name, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d), ("opt_eta", self.opt_eta)):
+            ckpt.optimizer_from_tensors(name, opt, state, meta[name])
+        self.pool.load_state_dict(ckpt.unflatten_state_dict("pool", state), dev)
+        self.model.to(dev)
+        barrier(self.dist)
+        return True
+
+    def close(self) -> None:
+        self.logger.close()
