@@ -82,7 +82,12 @@ class DataConfig:
     num_prior: Optional[int] = None  # seeded subset of the prior (the paper's 50/500/5000)
     prior_seed: int = 0
     frame_gap: list[int] = field(default_factory=lambda: [5, 30])  # x' is 5..30 frames from x
+    pair_order: str = "sorted"  # "sorted" (release: x the earlier frame, x' the later) or "random"
     tps: bool = False  # pairs by thin-plate-spline warps (image-only datasets)
+    max_frames: Optional[int] = None  # own videos: use at most this many frames of each
+    test_crop: str = "center"  # labelled test images: "center" (shorter side) or "bbox" (+ bbox_margin)
+    bbox_margin: float = 0.25  # square side = max(w, h) * (1 + margin) around a COCO bbox
+    prior_crop: str = "center"  # prior pixels normalised in the centred square ("full": by W and H)
     synthetic_videos: int = 240  # split into train / prior / test by video
     synthetic_frames: int = 60
     synthetic_seed: int = 0

@@ -94,7 +94,9 @@ def crop_resize(image: np.ndarray, box: CropBox, size: int) -> np.ndarray:
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
     """uint8 ``(H, W, 3)`` -> float ``(3, H, W)`` in ``[-1, 1]``."""
-    t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float()
+    if not (image.flags.writeable and image.flags.c_contiguous):
+        image = np.array(image)  # PIL/mmap arrays are read-only; torch wants writable memory
+    t = torch.from_numpy(image).permute(2, 0, 1).float()
     return t.div_(127.5).sub_(1.0)
 
 

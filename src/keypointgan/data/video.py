@@ -141,7 +141,7 @@ def decode_video(path: str | Path, transform: Optional[Callable[[np.ndarray], np
     try:
         container = av.open(str(path))
     except _AV_ERRORS as e:
-        raise DataError(f"{path}: cannot open video file ({e})") from None
+        raise DataError(f"{path}: cannot open video file, corrupt or truncated? ({e})") from None
     frames: list[np.ndarray] = []
     error = None
     try:
@@ -149,12 +149,17 @@ def decode_video(path: str | Path, transform: Optional[Callable[[np.ndarray], np
             raise DataError(f"{path}: the file has no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        expected = int(stream.frames or 0)  # from the container header; 0 when unknown
+        count = 0
         for i, frame in enumerate(container.decode(stream)):
             if max_frames is not None and i >= max_frames:
                 break
+            count = i + 1
             if keep is None or keep(i):
                 rgb = frame.to_ndarray(format="rgb24")
                 frames.append(transform(rgb) if transform else rgb)
+        if max_frames is None and 0 < count < expected:
+            error = f"the header announces {expected} frames, only {count} decoded"
     except _AV_ERRORS as e:
         error = f"{type(e).__name__}: {e}"
     finally:

@@ -94,8 +94,7 @@ class KeypointGAN(nn.Module):
 
     def reconstruct(self, y_star: torch.Tensor, x_app: torch.Tensor) -> torch.Tensor:
         """Psi: skeleton image and appearance image -> image (B,3,S,S)."""
-        if y_star.dtype != x_app.dtype and not torch.is_autocast_enabled(x_app.device.type):
-            y_star = y_star.to(x_app.dtype)
+        y_star = y_star.to(x_app.dtype)  # beta renders in float32; follow a float64/half model's inputs
         return self.psi(y_star, x_app)
 
     def detect(self, x: torch.Tensor) -> Detection:

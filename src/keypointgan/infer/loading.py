@@ -1,0 +1,48 @@
+"""Load a trained KeypointGAN from a run folder or checkpoint folder (safetensors only)."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from torch import nn
+
+from ..config import Config, _build
+from ..models import build_models
+from ..models.keypointgan import KeypointGAN
+from ..pose import Skeleton
+from ..train import checkpoint as ckpt
+from ..train.runtime import Runtime
+
+
+@dataclass
+class TrainedModel:
+    cfg: Config
+    skeleton: Skeleton
+    model: KeypointGAN
+    eta_pretrained: Optional[nn.Module]
+    runtime: Runtime
+    step: int
+
+
+def load_trained(path: str | Path, device: str = "auto", precision: str = "auto",
+                 channels_last: bool = True) -> TrainedModel:
+    """The model of a checkpoint, in eval mode, with the config and skeleton it was trained with."""
+    weights, _, meta = ckpt.load_checkpoint(path)
+    if "config" not in meta or "skeleton" not in meta:
+        raise ckpt.CheckpointError(f"{path}: checkpoint has no config/skeleton metadata (state.json)")
+    cfg = _build(Config, meta["config"], f"{path} (state.json config)")
+    skeleton = Skeleton.from_dict(meta["skeleton"], source=f"{path} (state.json skeleton)")
+    runtime = Runtime.create(device, precision, channels_last)
+    model, _ = build_models(cfg, skeleton)
+    ckpt.load_module_state(model, "model", weights, str(path))
+    eta_pre = None
+    if any(k.startswith("eta_pretrained.") for k in weights):
+        eta_pre = copy.deepcopy(model.eta)
+        ckpt.load_module_state(eta_pre, "eta_pretrained", weights, str(path))
+        eta_pre = runtime.module(eta_pre).eval().requires_grad_(False)
+    model = runtime.module(model).eval()
+    step = int(meta.get("train_state", {}).get("step", 0))
+    return TrainedModel(cfg, skeleton, model, eta_pre, runtime, step)
