@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import kornia
@@ -38,7 +37,7 @@ from fixtures_vgg import (
     write_torchvision,
 )
 
-SIZE = 32
+SIZE = 16
 
 
 def images(n: int = 2, seed: int = 0, size: int = SIZE) -> torch.Tensor:

@@ -91,6 +91,10 @@ class DataConfig:
     synthetic_videos: int = 240  # split into train / prior / test by video
     synthetic_frames: int = 60
     synthetic_seed: int = 0
+    synthetic_split: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])  # train / prior / test videos
+    synthetic_activities: Optional[list[str]] = None  # subset of walk, wave, squat, reach, jumping_jacks, kick, idle
+    synthetic_test_stride: int = 3  # every n-th frame of a test video is a test image
+    synthetic_storage: str = "auto"  # "memory" (render once), "lazy" (on demand), "auto" (memory up to 512 MiB)
     cache_dir: Optional[str] = None
     workers: int = 0
 

@@ -18,14 +18,14 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import torch
 
 from .base import DataError
 from .labelled import LabelledFolder  # noqa: F401  (LabelledFolder lives in labelled.py)
-from .transforms import center_box, crop_resize, to_tensor
+from .transforms import center_box, crop_resize, to_tensor, to_tensor_batch
 from .video import SkipLog, VideoEntry, decode_video, list_videos, read_image
 
 log = logging.getLogger("keypointgan.data")
@@ -34,6 +34,15 @@ log = logging.getLogger("keypointgan.data")
 def _center_resize(image: np.ndarray, size: int) -> np.ndarray:
     h, w = image.shape[:2]
     return crop_resize(image, center_box(w, h), size)
+
+
+def _nearest_first(index: int, n: int) -> Iterator[int]:
+    """``index``, then its neighbours by distance (earlier first): ``i, i-1, i+1, i-2, ...``."""
+    yield index
+    for d in range(1, n):
+        for j in (index - d, index + d):
+            if 0 <= j < n:
+                yield j
 
 
 class FolderVideos:
@@ -67,6 +76,10 @@ class FolderVideos:
         return to_tensor(self.frame_uint8(video, index))
 
     # -- extras ------------------------------------------------------------------
+    def frames(self, videos: Sequence[int], indices: Sequence[int]) -> torch.Tensor:
+        """A batch ``(B, 3, S, S)`` of frames (the samplers' batched read)."""
+        return to_tensor_batch([self.frame_uint8(v, i) for v, i in zip(videos, indices)])
+
     def video_name(self, video: int) -> str:
         return self.videos[video].name
 
@@ -79,7 +92,7 @@ class FolderVideos:
         if e.kind == "file":
             return np.asarray(self._clips[video][index])
         bad = self._bad.setdefault(video, set())
-        for j in sorted(range(n), key=lambda j: (abs(j - index), j)):
+        for j in _nearest_first(index, n):
             if j in bad:
                 continue
             try:

@@ -47,8 +47,19 @@ def _describe(source: Any) -> str:
 
 
 def _video_name(source: Any, v: int) -> str:
-    fn = getattr(source, "video_name", None)
-    return str(fn(v)) if callable(fn) else f"video {v}"
+    for attr in ("video_name", "name"):
+        fn = getattr(source, attr, None)
+        if callable(fn):
+            return str(fn(v))
+    return f"video {v}"
+
+
+def read_frames(source: VideoSource, videos: Sequence[int], indices: Sequence[int]) -> torch.Tensor:
+    """``(B, 3, H, W)`` frames; uses the source's optional batched ``frames(videos, indices)``."""
+    batched = getattr(source, "frames", None)
+    if callable(batched):
+        return batched(list(videos), list(indices))
+    return torch.stack([source.frame(v, i) for v, i in zip(videos, indices)])
 
 
 class _SeededSampler(IterableDataset):
@@ -130,10 +141,9 @@ class PairSampler(_SeededSampler):
         return out
 
     def batch(self, step: int) -> dict[str, torch.Tensor]:
-        idx = self.indices(step)
-        x = torch.stack([self.source.frame(v, i) for v, i, _ in idx])
-        x_app = torch.stack([self.source.frame(v, j) for v, _, j in idx])
-        return {"x": x, "x_app": x_app}
+        vs, xs, apps = zip(*self.indices(step))
+        frames = read_frames(self.source, vs + vs, xs + apps)
+        return {"x": frames[: self.batch_size], "x_app": frames[self.batch_size:]}
 
 
 class TPSPairSampler(_SeededSampler):
@@ -159,8 +169,8 @@ class TPSPairSampler(_SeededSampler):
         return out
 
     def batch(self, step: int) -> dict[str, torch.Tensor]:
-        idx = self.indices(step)
-        frames = torch.stack([self.source.frame(v, i) for v, i in idx])
+        vs, fs = zip(*self.indices(step))
+        frames = read_frames(self.source, vs, fs)
         # a second, independent generator for the warps, so indices(step) stays cheap to recompute
         x, x_app = random_pair(frames, step_rng(self.seed, step, self.stream + 100), self.params)
         return {"x": x, "x_app": x_app}

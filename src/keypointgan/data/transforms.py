@@ -100,6 +100,12 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
     return t.div_(127.5).sub_(1.0)
 
 
+def to_tensor_batch(images: Sequence[np.ndarray]) -> torch.Tensor:
+    """uint8 ``(H, W, 3)`` images of one size -> float ``(B, 3, H, W)`` in ``[-1, 1]``."""
+    t = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float()
+    return t.div_(127.5).sub_(1.0)
+
+
 def to_uint8(image: torch.Tensor) -> np.ndarray:
     """float ``(3, H, W)`` in ``[-1, 1]`` -> uint8 ``(H, W, 3)`` (for previews and tests)."""
     x = ((image.detach().float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)

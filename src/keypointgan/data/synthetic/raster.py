@@ -1,10 +1,10 @@
 """Vectorised rasteriser: shaded, textured, depth-ordered body parts over a background.
 
 Every part is a tapered capsule (limbs, head) or a tapered rounded box (torso, hips)
-between two points. For a batch of frames all parts are evaluated at all pixels at
-once as distance fields (B, P, H, W); there is no per-pixel Python and no PIL drawing.
-Parts are then alpha-composited back to front by a per-frame depth, so the draw order
-(an arm in front of or behind the torso) can change from frame to frame.
+between two points. Each part is evaluated as a distance field on a small window
+around it, for a whole batch of frames at once (B, h, w); there is no per-pixel Python
+and no PIL drawing. Parts are then alpha-composited back to front by a per-frame depth,
+so the draw order (an arm in front of or behind the torso) can change between frames.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 Tensor = torch.Tensor
-ELEMENT_BUDGET = 1 << 20  # B*P*h*w window elements per chunk: bounds the rasteriser's memory
+ELEMENT_BUDGET = 1 << 18  # frames x pixels per chunk: bounds the rasteriser's memory
 
 
 @dataclass
@@ -49,100 +49,100 @@ class Parts:
         return Parts(**kw)
 
 
-def _windows(p: Parts, h: int, w: int) -> tuple[Tensor, int, int]:
-    """Top-left pixel (B,P,2) of one common-size window per part that holds the part.
+def _window(p: Parts, k: int, h: int, w: int) -> tuple[Tensor, int, int]:
+    """Top-left pixel (B,2) of a window of one size (wh, ww) that holds part ``k`` in every frame.
 
-    Parts are small, so evaluating them on windows instead of the whole image saves
-    most of the work. The window is shifted to lie inside the image, which still covers
-    every in-image pixel of the part because it is at least as large as the part.
+    Parts are small, so evaluating each on its own window instead of the whole image
+    saves most of the work. The window is shifted to lie inside the image, which still
+    covers every in-image pixel of the part because it is at least as large as the part.
     """
-    r = torch.maximum(p.ra, p.rb)[..., None] + 1.5
-    lo = (torch.minimum(p.a, p.b) - r).floor()
-    hi = (torch.maximum(p.a, p.b) + r).ceil()
-    ww = int(min(w, (hi[..., 0] - lo[..., 0]).max().item() + 1))
-    wh = int(min(h, (hi[..., 1] - lo[..., 1]).max().item() + 1))
-    ox = lo[..., 0].clamp(0, w - ww)
-    oy = lo[..., 1].clamp(0, h - wh)
+    r = torch.maximum(p.ra[:, k], p.rb[:, k])[:, None] + 1.5
+    lo = (torch.minimum(p.a[:, k], p.b[:, k]) - r).floor()
+    hi = (torch.maximum(p.a[:, k], p.b[:, k]) + r).ceil()
+    ext = (hi - lo).amax(0)
+    ww, wh = int(min(w, ext[0].item() + 1)), int(min(h, ext[1].item() + 1))
+    ox = lo[:, 0].clamp(0, w - ww)
+    oy = lo[:, 1].clamp(0, h - wh)
     return torch.stack([ox, oy], -1), wh, ww
 
 
-def _fields(p: Parts, origin: Tensor, wh: int, ww: int) -> tuple[Tensor, Tensor]:
-    """Per-part colour (B,P,3,wh,ww) and coverage alpha (B,P,wh,ww) on the windows."""
-    dev, dt = p.a.device, p.a.dtype
-    e = lambda x: x[..., None, None]  # noqa: E731  (B,P) -> (B,P,1,1)
-    px = e(origin[..., 0]) + torch.arange(ww, device=dev, dtype=dt).view(1, 1, 1, ww)
-    py = e(origin[..., 1]) + torch.arange(wh, device=dev, dtype=dt).view(1, 1, wh, 1)
-    ax, ay = e(p.a[..., 0]), e(p.a[..., 1])
-    d = p.b - p.a
+def _part(p: Parts, k: int, h: int, w: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Part ``k`` on its window: colour (B,3,n), alpha (B,n) and flat pixel indices (B,n)."""
+    origin, wh, ww = _window(p, k, h, w)
+    B, dev, dt = p.a.shape[0], p.a.device, p.a.dtype
+    c = lambda x: x.view(B, 1, 1)  # noqa: E731  per-frame scalar
+    ix = torch.arange(ww, device=dev).view(1, 1, ww)
+    iy = torch.arange(wh, device=dev).view(1, wh, 1)
+    flat = ((origin[:, 1].long().view(B, 1, 1) + iy) * w + origin[:, 0].long().view(B, 1, 1) + ix).view(B, -1)
+    a, d = p.a[:, k], p.b[:, k] - p.a[:, k]
     length = d.norm(dim=-1).clamp_min(1e-3)
-    ux, uy = e(d[..., 0] / length), e(d[..., 1] / length)  # unit axis
-    L = e(length)
-    rx, ry = px - ax, py - ay
+    ux, uy, L = c(d[:, 0] / length), c(d[:, 1] / length), c(length)
+    rx = c(origin[:, 0] - a[:, 0]) + ix.to(dt)
+    ry = c(origin[:, 1] - a[:, 1]) + iy.to(dt)
     v = rx * ux + ry * uy  # along the axis, from a
     u = ry * ux - rx * uy  # across (signed)
     t = (v / L).clamp(0.0, 1.0)
-    r = e(p.ra) + (e(p.rb) - e(p.ra)) * t
-    box = p.box.view(1, -1, 1, 1)
-    # capsule: distance to the segment over the interpolated radius
-    dv = v - t * L
-    q_cap = torch.sqrt(u * u + dv * dv) / r
-    # rounded box (superellipse, exponent 4), tapered along its axis
-    hl = L * 0.5
-    vc = v - hl
-    ur, vr = u / r, vc / hl
-    q_box = ((ur * ur) ** 2 + (vr * vr) ** 2).sqrt().sqrt()
-    q = torch.where(box, q_box, q_cap)
-    rad = torch.where(box, torch.minimum(r, hl), r)
+    ra, rb = c(p.ra[:, k]), c(p.rb[:, k])
+    r = ra + (rb - ra) * t
+    ur = u / r
+    if bool(p.box[k]):  # rounded box (superellipse, exponent 4), tapered along its axis
+        hl = L * 0.5
+        vr = (v - hl) / hl
+        q = ((ur * ur) ** 2 + (vr * vr) ** 2).sqrt().sqrt()
+        rad = torch.minimum(r, hl)
+        nv = 0.5 * vr * vr * vr
+    else:  # capsule: distance to the segment over the interpolated radius
+        dv = v - t * L
+        nv = dv / r
+        q = (ur * ur + nv * nv).sqrt()
+        rad = r
     alpha = ((1.0 - q) * rad + 0.5).clamp(0.0, 1.0)  # ~1 px anti-aliased edge
-    # pseudo-3D normal: in-plane part grows toward the silhouette, z from the unit sphere
-    nv = torch.where(box, 0.5 * vr * vr * vr, dv / r)
+    # pseudo-3D normal: the in-plane part grows toward the silhouette
     nx, ny = nv * ux - ur * uy, ur * ux + nv * uy
     nn = (nx * nx + ny * ny).clamp(max=1.0)
-    nz = torch.sqrt(1.0 - nn)
-    lx, ly, lz = (p.light[:, i].view(-1, 1, 1, 1) for i in range(3))
-    lam = (nx * lx + ny * ly + nz * lz).clamp_min(0.0)
-    amb = p.ambient.view(-1, 1, 1, 1)
+    lx, ly, lz = (c(p.light[:, i]) for i in range(3))
+    lam = (nx * lx + ny * ly + (1.0 - nn).sqrt() * lz).clamp_min(0.0)
+    amb = c(p.ambient)
     shade = (amb + (1.0 - amb) * lam) * (1.0 - 0.25 * nn * nn)  # darker toward the edges
-    # texture in part-local coordinates, so it moves with the limb
-    wv = p.waves[..., None, None, :]  # (B,P,J,1,1,3)
-    s = (p.wave_amp[..., None, None] * torch.sin(wv[..., 0] * u[:, :, None] + wv[..., 1] * v[:, :, None]
-                                                 + wv[..., 2])).sum(2)
-    mix = (0.5 + 0.5 * s).clamp(0.0, 1.0)[:, :, None]
-    col = p.color[..., None, None] + (p.color2 - p.color)[..., None, None] * mix
-    # cap (hair): pixels beyond a threshold along a direction from the part's centre
-    proj = (v - hl) * (e(p.cap_dir[..., 0]) * ux + e(p.cap_dir[..., 1]) * uy) \
-        + u * (e(p.cap_dir[..., 1]) * ux - e(p.cap_dir[..., 0]) * uy)
-    capm = torch.sigmoid((proj - e(p.cap_thresh) * r) * 2.0)[:, :, None]
-    col = col + (p.cap_color[..., None, None] - col) * capm
-    return col * shade[:, :, None], alpha
+    col = p.color[:, k, :, None, None]
+    amp = p.wave_amp[:, k]  # texture in part-local coordinates: it moves with the limb
+    js = [j for j in range(amp.shape[1]) if bool((amp[:, j] != 0).any())]
+    if js:
+        wv = p.waves[:, k]
+        s = sum(c(amp[:, j]) * torch.sin(c(wv[:, j, 0]) * u + c(wv[:, j, 1]) * v + c(wv[:, j, 2])) for j in js)
+        mix = (0.5 + 0.5 * s).clamp(0.0, 1.0)
+        col = col + (p.color2[:, k, :, None, None] - col) * mix[:, None]
+    if bool((p.cap_thresh[:, k] < 100).any()):  # cap (hair) beyond a line across the part
+        cd = p.cap_dir[:, k]
+        proj = (v - 0.5 * L) * (c(cd[:, 0]) * ux + c(cd[:, 1]) * uy) + u * (c(cd[:, 1]) * ux - c(cd[:, 0]) * uy)
+        capm = torch.sigmoid((proj - c(p.cap_thresh[:, k]) * r) * 2.0)
+        col = col + (p.cap_color[:, k, :, None, None] - col) * capm[:, None]
+    col = (col * shade[:, None]).expand(B, 3, wh, ww)
+    return col.reshape(B, 3, -1), alpha.view(B, -1), flat
 
 
-def _composite(col: Tensor, alpha: Tensor, depth: Tensor, origin: Tensor, bg: Tensor) -> tuple[Tensor, Tensor]:
-    """Back-to-front 'over' compositing of the windows by per-frame depth.
+def _composite(fields: list[tuple[Tensor, Tensor, Tensor]], depth: Tensor, bg: Tensor) -> tuple[Tensor, Tensor]:
+    """Back-to-front 'over' compositing of the part windows by per-frame depth.
 
-    Also returns the id of the nearest solid part under every pixel (-1: background).
+    The rank loop handles, at each rank, every part that holds that rank in some frame
+    (usually one: the depth order changes only now and then). Also returns the id of
+    the nearest solid part under every pixel (-1: background).
     """
-    B, P, wh, ww = alpha.shape
-    H, W = bg.shape[-2:]
-    n = wh * ww
-    dev = alpha.device
-    iy = torch.arange(wh, device=dev).view(1, 1, wh, 1)
-    ix = torch.arange(ww, device=dev).view(1, 1, 1, ww)
-    o = origin.long()
-    flat = ((o[..., 1, None, None] + iy) * W + o[..., 0, None, None] + ix).view(B, P, n)
-    img = bg.reshape(B, 3, H * W).clone()
-    ids = torch.full((B, H * W), -1, dtype=torch.long, device=dev)
-    order = torch.argsort(depth, dim=1)  # far first
-    rows = torch.arange(B, device=dev)
-    alpha, col = alpha.view(B, P, 1, n), col.view(B, P, 3, n)
-    for k in range(P):
-        sel = order[:, k]
-        a, c, idx = alpha[rows, sel], col[rows, sel], flat[rows, sel]  # (B,1,n) (B,3,n) (B,n)
-        idx3 = idx[:, None].expand(B, 3, n)
-        cur = img.gather(2, idx3)
-        img.scatter_(2, idx3, cur + (c - cur) * a)
-        cur_id = ids.gather(1, idx)
-        ids.scatter_(1, idx, torch.where(a[:, 0] > 0.5, sel[:, None].expand(B, n), cur_id))
+    B, _, H, W = bg.shape
+    hw = H * W
+    img = bg.reshape(-1).clone()
+    ids = torch.full((B * hw,), -1, dtype=torch.long, device=bg.device)
+    order = torch.argsort(depth, dim=1, stable=True)  # far first
+    chan = torch.arange(3, device=bg.device).view(1, 3, 1) * hw
+    for rank in range(order.shape[1]):
+        for k in torch.unique(order[:, rank]).tolist():
+            rows = (order[:, rank] == k).nonzero()[:, 0]
+            col, alpha, flat = (x.index_select(0, rows) for x in fields[k])
+            pix = flat + rows.view(-1, 1) * hw  # into ids
+            idx = (pix + rows.view(-1, 1) * 2 * hw)[:, None] + chan  # into img (B,3,H,W)
+            cur = img[idx]
+            img[idx] = cur + (col - cur) * alpha[:, None]
+            ids[pix] = torch.where(alpha > 0.5, k, ids[pix])
     return img.view(B, 3, H, W), ids.view(B, H, W)
 
 
@@ -154,13 +154,12 @@ def render_parts(parts: Parts, background: Tensor) -> tuple[Tensor, Tensor]:
     """
     B, P = parts.depth.shape
     H, W = background.shape[-2:]
-    origin, wh, ww = _windows(parts, H, W)
-    step = max(1, ELEMENT_BUDGET // (P * wh * ww))
+    step = max(1, ELEMENT_BUDGET // (H * W))
     imgs, ids = [], []
     for i in range(0, B, step):
-        p, o = parts.slice(i, i + step), origin[i:i + step]
-        col, alpha = _fields(p, o, wh, ww)
-        img, pid = _composite(col, alpha, p.depth, o, background[i:i + step])
+        p = parts.slice(i, i + step)
+        fields = [_part(p, k, H, W) for k in range(P)]
+        img, pid = _composite(fields, p.depth, background[i:i + step])
         imgs.append(img.clamp(0.0, 1.0))
         ids.append(pid)
     return torch.cat(imgs), torch.cat(ids)

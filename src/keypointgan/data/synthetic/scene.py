@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ...pose.skeleton import Skeleton
+from ..base import DataError
 from .appearance import (Appearance, Background, Garment, render_background, sample_appearance,
                          sample_background)
 from .motion import Body, forward_kinematics, sample_angles, sample_body
@@ -150,16 +151,20 @@ def make_scene(vid: int, name: str, category: str, seed: int, num_frames: int,
     rng = lambda stream: np.random.default_rng([seed, vid, stream])  # noqa: E731
     body = sample_body(rng(1))
     pts = forward_kinematics(body, sample_angles(category, rng(0), num_frames))
+    unknown = [n for n in skeleton.keypoint_names if n not in pts or n in ("head_up", "forward")]
+    if unknown:
+        raise DataError(f"skeleton '{skeleton.name}' has keypoints the synthetic figure does not have: "
+                        f"{unknown}; use 'synth_humanoid' or a subset of its names")
     a, b, ra, rb, dz = _geometry(body, pts)
     kp = np.stack([_xy(pts[n]) for n in skeleton.keypoint_names], 1)  # (T,K,2) body units
     # frame the whole video: its extent (joints, hand/toe tips, head top, with margins)
     head_top = _xy(pts["head"] + pts["head_up"] * body.head_r)
     extra = [_xy(pts[k]) for k in ("r_hand", "l_hand", "r_toe", "l_toe")] + [head_top]
     allp = np.concatenate([kp, np.stack(extra, 1)], 1).reshape(-1, 2)
-    margin = 0.05
+    margin = 0.04
     lo, hi = allp.min(0) - margin, allp.max(0) + margin
     place = rng(4)
-    k = place.uniform(0.65, 0.9) * 2.0 / max(hi - lo)  # normalised units per body unit
+    k = place.uniform(0.75, 0.95) * 2.0 / max(hi - lo)  # normalised units per body unit
     slack = np.maximum(2.0 - k * (hi - lo), 0.0) / 2
     centre = place.uniform(-1, 1, 2) * slack * 0.9 - k * (lo + hi) / 2
     to_norm = lambda x: centre + k * x  # noqa: E731
@@ -214,3 +219,17 @@ def render_scene(scene: VideoScene, frames: Sequence[int], size: int,
     parts = scene_parts(scene, frames, size)
     img, ids = render_parts(parts, bg.expand(len(frames), -1, -1, -1))
     return (img * 255.0 + 0.5).to(torch.uint8), ids.to(torch.int8)
+
+
+def occlusion(scene: VideoScene, frames: Sequence[int], ids: torch.Tensor, skeleton: Skeleton) -> np.ndarray:
+    """(B,K) bool: keypoints whose pixel is covered by a part that does not own them."""
+    size = ids.shape[-1]
+    kp = (scene.keypoints[np.asarray(frames)] + 1.0) * size / 2 - 0.5  # pixel coordinates
+    ij = np.clip(np.rint(kp), 0, size - 1).astype(np.int64)
+    front = ids.numpy()[np.arange(len(frames))[:, None], ij[..., 1], ij[..., 0]]  # (B,K)
+    owners = np.zeros((skeleton.num_keypoints, len(PART_NAMES) + 1), dtype=bool)  # last column: background
+    owners[:, -1] = True
+    for i, name in enumerate(skeleton.keypoint_names):
+        for part in KEYPOINT_PARTS.get(name, PART_NAMES):
+            owners[i, PART_NAMES.index(part)] = True
+    return ~owners[np.arange(skeleton.num_keypoints)[None], front]
