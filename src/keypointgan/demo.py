@@ -68,7 +68,7 @@ def reconstruction_grid(trainer: Trainer, n: int = 8, scale: int = 2) -> np.ndar
     """Rows: x, x' (appearance), Phi(x), beta(eta(Phi(x))), reconstruction."""
     from .viz import make_grid
 
-    batch = trainer.data.pair_batch(torch.Generator().manual_seed(12345))
+    batch = trainer.data.pair_batch(10**9)
     x, xa = trainer.runtime.tensor(batch["x"][:n]), trainer.runtime.tensor(batch["x_app"][:n])
     trainer.model.eval()
     with torch.no_grad(), trainer.runtime.autocast():

@@ -155,7 +155,7 @@ class Trainer:
         with self._sigint_guard():
             while self.state.eta_step < total and not self._should_stop(deadline):
                 step = self.state.eta_step + 1
-                prior = self.runtime.tensor(self.data.prior_batch(self._generator(1, step)))
+                prior = self.runtime.tensor(self.data.prior_batch(step))
                 loss = self.eta_loss_prior(prior)
                 _check_finite({"eta_prior": loss}, "eta pre-training", step)
                 self.opt_eta.zero_grad(set_to_none=True)
@@ -163,7 +163,7 @@ class Trainer:
                 gn = _clip(list(self.model.eta.parameters()), self.cfg.train.grad_clip)
                 self.opt_eta.step()
                 self.state.eta_step = step
-                self._after_step("eta_pretrain", {"eta_prior": float(loss), "eta_grad_norm": gn}, bar, callback)
+                self._after_step("eta_pretrain", {"eta_prior": float(loss.detach()), "eta_grad_norm": gn}, bar, callback)
         bar.close()
         if self.state.eta_step >= total:
             self._freeze_pretrained_eta()
@@ -231,9 +231,9 @@ class Trainer:
 
     def train_step(self) -> tuple[dict[str, float], Any]:
         step = self.state.step + 1
-        batch = self.data.pair_batch(self._generator(2, step))
+        batch = self.data.pair_batch(step)
         x, x_app = self.runtime.tensor(batch["x"]), self.runtime.tensor(batch["x_app"])
-        prior = self.runtime.tensor(self.data.prior_batch(self._generator(3, step)))
+        prior = self.runtime.tensor(self.data.prior_batch(self.state.eta_step + step))
         self.pool.generator.manual_seed(int(self._generator(4, step).initial_seed()))
         self.model.train()
         self.disc.train()
