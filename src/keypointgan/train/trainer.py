@@ -240,7 +240,7 @@ class Trainer:
         losses, out = self.generator_step(x, x_app)
         losses.update(self.discriminator_step(out.y, prior))
         losses.update(self.eta_step(out.y, prior))
-        return {k: float(all_reduce_mean(v, self.dist)) for k, v in losses.items()}, (x, x_app, out, prior)
+        return {k: float(all_reduce_mean(v.detach(), self.dist)) for k, v in losses.items()}, (x, x_app, out, prior)
 
     def train(self, iterations: Optional[int] = None, deadline: Optional[float] = None,
               callback: Optional[Callable[[int, dict], None]] = None) -> None:

@@ -126,24 +126,31 @@ def _composite(fields: list[tuple[Tensor, Tensor, Tensor]], depth: Tensor, bg: T
 
     The rank loop handles, at each rank, every part that holds that rank in some frame
     (usually one: the depth order changes only now and then). Also returns the id of
-    the nearest solid part under every pixel (-1: background).
+    the nearest solid part under every pixel (-1: background). The image is kept as
+    (B*H*W, 3) rows so each window is one ``index_select`` / ``index_copy_``.
     """
     B, _, H, W = bg.shape
     hw = H * W
-    img = bg.reshape(-1).clone()
+    img = bg.permute(0, 2, 3, 1).reshape(B * hw, 3).clone()
     ids = torch.full((B * hw,), -1, dtype=torch.long, device=bg.device)
     order = torch.argsort(depth, dim=1, stable=True)  # far first
-    chan = torch.arange(3, device=bg.device).view(1, 3, 1) * hw
     for rank in range(order.shape[1]):
-        for k in torch.unique(order[:, rank]).tolist():
-            rows = (order[:, rank] == k).nonzero()[:, 0]
-            col, alpha, flat = (x.index_select(0, rows) for x in fields[k])
-            pix = flat + rows.view(-1, 1) * hw  # into ids
-            idx = (pix + rows.view(-1, 1) * 2 * hw)[:, None] + chan  # into img (B,3,H,W)
-            cur = img[idx]
-            img[idx] = cur + (col - cur) * alpha[:, None]
-            ids[pix] = torch.where(alpha > 0.5, k, ids[pix])
-    return img.view(B, 3, H, W), ids.view(B, H, W)
+        at_rank = order[:, rank]
+        for k in torch.unique(at_rank).tolist():
+            col, alpha, flat = fields[k]
+            if bool((at_rank == k).all()):
+                rows = None
+            else:
+                rows = (at_rank == k).nonzero()[:, 0]
+                col, alpha, flat = col.index_select(0, rows), alpha.index_select(0, rows), flat.index_select(0, rows)
+            base = (torch.arange(B, device=bg.device) if rows is None else rows).view(-1, 1) * hw
+            pix = (flat + base).view(-1)
+            a = alpha.reshape(-1, 1)
+            cur = img.index_select(0, pix)
+            img.index_copy_(0, pix, cur + (col.transpose(1, 2).reshape(-1, 3) - cur) * a)
+            cur_id = ids.index_select(0, pix)
+            ids.index_copy_(0, pix, torch.where(a[:, 0] > 0.5, k, cur_id))
+    return img.view(B, H, W, 3).permute(0, 3, 1, 2), ids.view(B, H, W)
 
 
 def render_parts(parts: Parts, background: Tensor) -> tuple[Tensor, Tensor]:
