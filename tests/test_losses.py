@@ -48,6 +48,16 @@ def images(n: int = 2, seed: int = 0, size: int = SIZE) -> torch.Tensor:
 # ------------------------------------------------------------------ fixtures
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """16 px images gain nothing from threads, and on a shared 2-core machine two
+    spinning OpenMP threads made this file ~5x slower; restored after the module."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def state() -> dict[str, torch.Tensor]:
     return random_torchvision_state_dict(seed=1)
@@ -62,6 +72,16 @@ def weight_files(tmp_path_factory, state) -> dict[str, Path]:
         "mat": write_matconvnet(d / "imagenet-vgg-verydeep-19.mat", state),
         "mat_legacy": write_matconvnet(d / "legacy-verydeep-19.mat", state, legacy=True),
     }
+
+
+@pytest.fixture(scope="module")
+def loaded(weight_files) -> dict[str, tuple[dict[str, torch.Tensor], str]]:
+    return {kind: load_vgg19_state_dict(path) for kind, path in weight_files.items()}
+
+
+def tiny(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Same keys, 1-element 4-D/1-D tensors: cheap files for errors caught before shapes matter."""
+    return {k: torch.zeros((1, 1, 1, 1) if v.dim() == 4 else (1,)) for k, v in state.items()}
 
 
 @pytest.fixture(scope="module")
@@ -245,9 +265,8 @@ def test_small_and_odd_sizes(vgg_random):
 # --------------------------------------------------------------------- loaders
 
 
-def test_loaders_read_all_layouts_identically(weight_files, state):
-    for kind, path in weight_files.items():
-        sd, pre = load_vgg19_state_dict(path)
+def test_loaders_read_all_layouts_identically(loaded, state):
+    for kind, (sd, pre) in loaded.items():
         assert pre == ("matconvnet" if kind.startswith("mat") else "torchvision")
         assert len(sd) == 32 and not any(k.startswith("classifier") for k in sd)
         for key, value in sd.items():
@@ -255,28 +274,25 @@ def test_loaders_read_all_layouts_identically(weight_files, state):
             assert torch.equal(value, state[key]), (kind, key)
 
 
-def test_same_weights_same_features_across_formats(weight_files):
+def test_same_weights_same_features_across_formats(loaded):
     x = images(2, seed=5)
     feats = {}
-    for kind, path in weight_files.items():
-        vgg = VGG19Features.from_file(path)
-        assert vgg.preprocessing == ("matconvnet" if kind.startswith("mat") else "torchvision")
-        assert vgg.source == str(path)
-        vgg.set_preprocessing("matconvnet")  # same weights + same input mapping -> same features
+    for kind, (sd, _) in loaded.items():
+        vgg = VGG19Features(preprocessing="matconvnet")  # same weights + same input mapping
+        vgg.load_state_dict(sd)
         feats[kind] = vgg(x)
     for kind in ("safetensors", "mat", "mat_legacy"):
         for f_ref, f in zip(feats["pth"], feats[kind]):
             torch.testing.assert_close(f, f_ref, rtol=1e-5, atol=1e-5)
 
 
-def test_mat_spatial_transpose_matters(tmp_path, state):
+def test_mat_spatial_transpose_matters(tmp_path, weight_files, state):
     """A file whose filters were stored W x H (not H x W) must not load as the same net."""
-    mat = tmp_path / "swapped.mat"
-    write_matconvnet(mat, state)
-    data = scipy.io.loadmat(str(mat))
+    data = scipy.io.loadmat(str(weight_files["mat"]))
     layers = data["layers"]
     w = layers[0, 0]["weights"][0, 0]
     w[0, 0] = np.ascontiguousarray(w[0, 0].transpose(1, 0, 2, 3))
+    mat = tmp_path / "swapped.mat"
     scipy.io.savemat(str(mat), {"layers": layers})
     sd, _ = load_vgg19_state_dict(mat)
     assert not torch.equal(sd["features.0.weight"], state["features.0.weight"])
@@ -295,30 +311,41 @@ def test_missing_file_and_unknown_suffix(tmp_path):
 
 @pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
 def test_torchvision_missing_key_and_wrong_shape(tmp_path, state, suffix):
-    bad = {k: v for k, v in state.items() if k != "features.34.weight"}
+    bad = {k: v for k, v in tiny(state).items() if k != "features.34.weight"}
     path = write_torchvision(tmp_path / f"vgg{suffix}", bad)
     with pytest.raises(WeightsError, match=rf"vgg\{suffix}: missing key features\.34\.weight"):
         load_vgg19_state_dict(path)
-    bad = dict(state)
-    bad["features.34.weight"] = torch.zeros(512, 256, 3, 3)
+    bad = tiny(state)
+    bad["features.0.weight"] = torch.zeros(3, 3, 3, 64)  # MatConvNet order by mistake
     path = write_torchvision(tmp_path / f"shape{suffix}", bad)
-    with pytest.raises(WeightsError, match=r"shape.*\(512, 512, 3, 3\).*conv5_4.*\(512, 256, 3, 3\)") as err:
+    with pytest.raises(WeightsError, match=r"expected shape \(64, 3, 3, 3\) for features\.0\.weight "
+                                           r"\(conv1_1\), got \(3, 3, 3, 64\)") as err:
         load_vgg19_state_dict(path)
     assert f"shape{suffix}" in str(err.value)
 
 
+def test_wrong_shape_deep_layer(tmp_path, state):
+    bad = dict(state)
+    bad["features.34.weight"] = torch.zeros(512, 256, 3, 3)
+    path = write_torchvision(tmp_path / "deep.safetensors", bad)
+    with pytest.raises(WeightsError, match=r"deep\.safetensors: expected shape \(512, 512, 3, 3\) "
+                                           r"for features\.34\.weight \(conv5_4\), got \(512, 256, 3, 3\)"):
+        load_vgg19_state_dict(path)
+
+
 def test_matconvnet_missing_layer_and_wrong_shape(tmp_path, state):
-    layers = matconvnet_layers(state)
+    layers = matconvnet_layers(tiny(state))
     names = [str(layers[0, i]["name"]) for i in range(layers.shape[1])]
     keep = [i for i, n in enumerate(names) if n != "conv5_4"]
     path = tmp_path / "short.mat"
     scipy.io.savemat(str(path), {"layers": layers[:, keep]})
     with pytest.raises(WeightsError, match=r"short\.mat: missing layer conv5_4"):
         load_vgg19_state_dict(path)
-    bad = dict(state)
-    bad["features.34.weight"] = torch.zeros(512, 256, 3, 3)  # HWIO (3, 3, 256, 512) on disk
+    bad = tiny(state)
+    bad["features.0.weight"] = torch.zeros(3, 3, 64, 3)  # on disk (H, W, in, out) = (64, 3, 3, 3)
     path = write_matconvnet(tmp_path / "shape.mat", bad)
-    with pytest.raises(WeightsError, match=r"shape\.mat: expected filters of shape \(3, 3, 512, 512\).*conv5_4.*\(3, 3, 256, 512\)"):
+    with pytest.raises(WeightsError, match=r"shape\.mat: expected filters of shape \(3, 3, 3, 64\) "
+                                           r"\(H, W, in, out\) for conv1_1, got \(64, 3, 3, 3\)"):
         load_vgg19_state_dict(path)
     path = tmp_path / "nolayers.mat"
     scipy.io.savemat(str(path), {"something": np.zeros(3)})
@@ -349,7 +376,7 @@ class _Evil:
 
 def test_pth_never_unpickles_arbitrary_objects(tmp_path, state):
     path = tmp_path / "evil.pth"
-    torch.save({**state, "extra": _Evil()}, path)
+    torch.save({**tiny(state), "extra": _Evil()}, path)
     with pytest.raises(WeightsError, match="evil.pth: cannot read"):
         load_vgg19_state_dict(path)
     assert not _UNPICKLED
@@ -360,10 +387,10 @@ def test_torchvision_wrong_layouts(tmp_path, state):
     torch.save([state["features.0.weight"]], path)
     with pytest.raises(WeightsError, match="list.pth: expected a state dict"):
         load_vgg19_state_dict(path)
-    path = write_torchvision(tmp_path / "prefixed.pth", {f"module.{k}": v for k, v in state.items()})
+    path = write_torchvision(tmp_path / "prefixed.pth", {f"module.{k}": v for k, v in tiny(state).items()})
     with pytest.raises(WeightsError, match="prefixed.pth: missing key .*prefixed with 'module.'"):
         load_vgg19_state_dict(path)
-    path = write_torchvision(tmp_path / "bn.pth", {**state, "features.1.running_mean": torch.zeros(64)})
+    path = write_torchvision(tmp_path / "bn.pth", {**tiny(state), "features.1.running_mean": torch.zeros(64)})
     with pytest.raises(WeightsError, match="bn.pth: .*batch-norm"):
         load_vgg19_state_dict(path)
     nan = dict(state)
@@ -373,16 +400,17 @@ def test_torchvision_wrong_layouts(tmp_path, state):
         load_vgg19_state_dict(path)
 
 
-def test_checkpoint_excludes_and_keeps_vgg(weight_files):
-    loss = PerceptualLoss.from_file(weight_files["mat"])
-    before = loss.vgg.features[0].weight.clone()
+def test_checkpoint_excludes_and_keeps_vgg(vgg_random):
+    loss = PerceptualLoss(vgg_random)
     loss(images(seed=0), images(seed=1))
     sd = loss.state_dict()
     assert set(sd) == {"running_mean", "initialized"}
-    other = PerceptualLoss.from_file(weight_files["mat"])
-    other.load_state_dict(sd)
+    other = PerceptualLoss(VGG19Features.random(seed=1))
+    before = other.vgg.features[0].weight.clone()
+    other.load_state_dict(sd)  # strict, though the checkpoint has no VGG weights
     assert torch.equal(other.vgg.features[0].weight, before)
     torch.testing.assert_close(other.running_mean, loss.running_mean)
+    assert other.initialized.all()
 
 
 # ------------------------------------------------------------------- fallbacks
@@ -464,14 +492,17 @@ def test_build_vgg_random_is_fixed_and_leaves_global_rng_alone():
 
 
 def test_build_perceptual(weight_files):
-    for reconstruction in ("perceptual", "auto"):
-        cfg = LossConfig(reconstruction=reconstruction, vgg_weights=str(weight_files["pth"]), vgg_relu=False)
-        loss = build_reconstruction_loss(cfg)
-        assert isinstance(loss, PerceptualLoss)
-        assert loss.vgg.preprocessing == "torchvision" and loss.vgg.relu is False
-    loss = build_reconstruction_loss(LossConfig(reconstruction="perceptual",
-                                                vgg_weights=str(weight_files["mat"])))
+    cfg = LossConfig(reconstruction="perceptual", vgg_weights=str(weight_files["pth"]), vgg_relu=False,
+                     running_mean_momentum=0.9)
+    loss = build_reconstruction_loss(cfg)
+    assert isinstance(loss, PerceptualLoss) and loss.momentum == 0.9
+    assert loss.vgg.preprocessing == "torchvision" and loss.vgg.relu is False
+    assert loss.vgg.source == str(weight_files["pth"])
+    loss = build_reconstruction_loss(LossConfig(reconstruction="auto", vgg_weights=str(weight_files["mat"])))
+    assert isinstance(loss, PerceptualLoss)
     assert loss.vgg.preprocessing == "matconvnet" and loss.vgg.relu is True
+    x = images(1, seed=0)
+    assert loss(x, x).item() == 0.0
 
 
 def test_build_errors(tmp_path, weight_files):

@@ -389,10 +389,12 @@ def _read_matconvnet(p: Path) -> dict[str, Tensor]:
         name = _mat_str(getattr(layer, "name", None))
         if name is not None:
             by_name[name] = layer
+    missing = [name for name, *_ in VGG19_CONVS if name not in by_name]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise WeightsError(f"{p}: missing layer {missing[0]}{more}; not MatConvNet VGG-19 (verydeep-19)")
     out = {}
     for name, idx, cin, cout in VGG19_CONVS:
-        if name not in by_name:
-            raise WeightsError(f"{p}: missing layer {name}; not MatConvNet VGG-19 (verydeep-19)")
         filters, biases = _mat_conv_params(by_name[name], name, p)
         if filters.shape != (3, 3, cin, cout):
             raise WeightsError(f"{p}: expected filters of shape (3, 3, {cin}, {cout}) "

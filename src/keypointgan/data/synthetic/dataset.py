@@ -18,9 +18,10 @@ import hashlib
 import json
 import os
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -107,6 +108,20 @@ def assign_splits(num_videos: int, activities: Sequence[str], fractions: Sequenc
     return [VideoInfo(v, f"{cats[v]}_{v:04d}", cats[v], split[v]) for v in range(num_videos)]
 
 
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Draw with one intra-op thread: the rasteriser's ops are small, and on a busy
+    2-core machine two threads were measured 3-5x slower (OpenMP contention)."""
+    n = torch.get_num_threads()
+    if n > 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if n > 1:
+            torch.set_num_threads(n)
+
+
 class SyntheticWorld:
     """Every video of one synthetic dataset; draws frames at any resolution."""
 
@@ -138,7 +153,8 @@ class SyntheticWorld:
     def background(self, vid: int, size: int) -> torch.Tensor:
         key = (vid, size)
         if key not in self._bgs:
-            self._bgs[key] = render_background(self.scene(vid).background, size)
+            with _one_thread():
+                self._bgs[key] = render_background(self.scene(vid).background, size)
             if len(self._bgs) > self._max_bgs:
                 self._bgs.popitem(last=False)
         self._bgs.move_to_end(key)
@@ -164,7 +180,8 @@ class SyntheticWorld:
         p = parts[0] if len(parts) == 1 else type(parts[0])(**{
             k: (getattr(parts[0], k) if k == "box" else torch.cat([getattr(x, k) for x in parts]))
             for k in parts[0].__dict__})
-        img, ids = render_parts(p, torch.cat(bgs))
+        with _one_thread():
+            img, ids = render_parts(p, bgs[0] if len(bgs) == 1 else torch.cat(bgs))
         inv = torch.empty(len(pos), dtype=torch.long)
         inv[torch.tensor(pos)] = torch.arange(len(pos))
         img = (img * 255.0 + 0.5).to(torch.uint8)

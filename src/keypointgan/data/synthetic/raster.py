@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 Tensor = torch.Tensor
-ELEMENT_BUDGET = 1 << 18  # frames x pixels per chunk: bounds the rasteriser's memory
+ELEMENT_BUDGET = 1 << 21  # frames x pixels per chunk: bounds the rasteriser's memory
 
 
 @dataclass
