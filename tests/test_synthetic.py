@@ -98,8 +98,9 @@ def test_figure_pixels_differ_from_the_background(world, rendered):
     img, ids = rendered[v]
     bg = (world.background(v, S) * 255 + 0.5).to(torch.uint8)
     fig = ids >= 0
+    near = torch.nn.functional.max_pool2d(fig[:, None].float(), 3, 1, 1)[:, 0] > 0  # + anti-aliased edge
     same = (img == bg[None]).all(1)
-    assert same[~fig].float().mean() > 0.97
+    assert same[~near].all()
     assert (~same[fig]).float().mean() > 0.8
 
 
@@ -109,7 +110,7 @@ def test_motion_is_smooth(world):
         kp = world.keypoints(v)
         steps.append(np.linalg.norm(np.diff(kp, axis=0), axis=-1).mean())
         jumps.append(np.linalg.norm(kp - world.keypoints((v + 1) % SMALL.num_videos)[::-1], axis=-1).mean())
-        assert np.linalg.norm(np.diff(kp, axis=0), axis=-1).max() < 0.12  # < 2 px at 32 px per frame
+        assert np.linalg.norm(np.diff(kp, axis=0), axis=-1).max() < 0.15  # < 2.4 px at 32 px per frame
     assert np.mean(steps) < 0.15 * np.mean(jumps)
     # ... but it does move: poses change over a video
     spread = np.mean([world.keypoints(v).std(0).mean() for v in range(SMALL.num_videos)])
@@ -123,7 +124,7 @@ def test_each_video_has_its_own_appearance(world, rendered):
         fig = (ids >= 0)[:, None].expand_as(img)
         means.append(img[fig].view(-1).float().mean().item())
         # the background is the same in every frame of a video (static camera)
-        bg = (ids < 0).all(0)
+        bg = torch.nn.functional.max_pool2d((ids >= 0)[:, None].float(), 3, 1, 1).amax((0, 1)) == 0
         assert torch.equal(img[0][:, bg], img[-1][:, bg])
     assert np.std(means) > 5.0
     backgrounds = {(world.background(v, S) * 255).round().to(torch.uint8).numpy().tobytes()
@@ -131,14 +132,16 @@ def test_each_video_has_its_own_appearance(world, rendered):
     assert len(backgrounds) == SMALL.num_videos
 
 
-def test_the_image_is_not_its_skeleton(world, rendered):
-    sk = world.skeleton
+def test_the_image_is_not_its_skeleton(world):
+    """The figure's area is several times that of its skeleton drawn with 1 px lines."""
+    sk, size = world.skeleton, 64
     for v in world.ids("test"):
-        px = normalized_to_pixels(world.keypoints(v), S)
-        for f in (0, T // 2):
-            links = sum(np.linalg.norm(px[f, i] - px[f, j]) for i, j in sk.edges)  # ~1 px wide lines
-            area = int((rendered[v][1][f] >= 0).sum())
-            assert area > 2.5 * links, (v, f, area, links)
+        px = normalized_to_pixels(world.keypoints(v), size)
+        _, ids = world.render(v, [0, T // 2], size)
+        for n, f in enumerate((0, T // 2)):
+            links = sum(np.linalg.norm(px[f, i] - px[f, j]) for i, j in sk.edges)
+            area = int((ids[n] >= 0).sum())
+            assert area > 3 * links, (v, f, area, links)
 
 
 def test_resolution_independent(world):

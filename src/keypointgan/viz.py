@@ -61,7 +61,7 @@ def draw_skeleton(image: np.ndarray, keypoints: np.ndarray, edges: Sequence[tupl
         pil = pil.resize((img.shape[1] * scale, img.shape[0] * scale), Image.NEAREST)
     xy = (kp + 0.5) * scale - 0.5  # pixel centres stay pixel centres
     size = max(pil.size)
-    width = width or max(1, round(size / 96))
+    width = width or max(1, round(size / 64))
     radius = radius if radius is not None else max(1.0, size / 80)
     if color is None:
         colors = edge_palette(len(edges))

@@ -140,7 +140,7 @@ def activity_angles(activity: str, rng: np.random.Generator, t: np.ndarray) -> d
     side = SIDES[int(rng.integers(2))]
     other = "l" if side == "r" else "r"
     if activity == "walk":
-        p = _phase(rng, t, 1 / 36, 1 / 22)
+        p = _phase(rng, t, 1 / 40, 1 / 26)
         for s, q in (("r", p), ("l", p + np.pi)):
             a[f"{s}_hip_flex"] += 0.45 * amp * np.sin(q)
             a[f"{s}_knee"] += 0.7 * amp * bump(q + np.pi) ** 2
@@ -149,7 +149,7 @@ def activity_angles(activity: str, rng: np.random.Generator, t: np.ndarray) -> d
         a["torso_twist"] += 0.12 * amp * np.sin(p)
         a["torso_fwd"] += 0.06
     elif activity == "wave":
-        p = _phase(rng, t, 1 / 14, 1 / 8)
+        p = _phase(rng, t, 1 / 18, 1 / 10)
         slow = _phase(rng, t, 1 / 90, 1 / 50)
         a[f"{side}_sh_abd"] = rng.uniform(1.3, 1.9) + 0.15 * np.sin(slow) + 0 * t
         a[f"{side}_el_abd"] = rng.uniform(0.8, 1.2) + 0.45 * amp * np.sin(p)
@@ -171,7 +171,7 @@ def activity_angles(activity: str, rng: np.random.Generator, t: np.ndarray) -> d
         else:
             _arms_pose(a, rng)
     elif activity == "reach":
-        p = _phase(rng, t, 1 / 45, 1 / 28)
+        p = _phase(rng, t, 1 / 50, 1 / 32)
         mode = rng.choice(["up", "forward", "cross"])
         for x, q in ((side, p), (other, p + np.pi)):
             s = bump(q)
@@ -186,7 +186,7 @@ def activity_angles(activity: str, rng: np.random.Generator, t: np.ndarray) -> d
                 a[f"{x}_sh_abd"] -= 0.75 * s
                 a["torso_twist"] -= 0.2 * SIGN[x] * s
     elif activity == "jumping_jacks":
-        p = _phase(rng, t, 1 / 32, 1 / 20)
+        p = _phase(rng, t, 1 / 44, 1 / 30)
         s = bump(p)
         for x in SIDES:
             a[f"{x}_sh_abd"] += 2.6 * amp * s
@@ -194,11 +194,11 @@ def activity_angles(activity: str, rng: np.random.Generator, t: np.ndarray) -> d
             a[f"{x}_knee"] += 0.25 * np.cos(p) ** 2
         a["jump"] += 0.05 * amp * np.sin(p) ** 2
     elif activity == "kick":
-        p = _phase(rng, t, 1 / 40, 1 / 26)
+        p = _phase(rng, t, 1 / 50, 1 / 34)
         up = np.clip(np.sin(p), 0, None) ** 2
         a[f"{side}_hip_flex"] += 1.3 * amp * up
         # chamber, extend, re-chamber: the knee bends twice per kick (C1 at the switches)
-        a[f"{side}_knee"] += 1.3 * np.sin(2 * p) ** 2 * (np.sin(p) > 0)
+        a[f"{side}_knee"] += 1.1 * np.sin(2 * p) ** 2 * (np.sin(p) > 0)
         a[f"{other}_knee"] += 0.15 * up
         for x in SIDES:
             a[f"{x}_sh_abd"] += 0.35 + 0.3 * up

@@ -5,10 +5,13 @@ between two points. Each part is evaluated as a distance field on a small window
 around it, for a whole batch of frames at once (B, h, w); there is no per-pixel Python
 and no PIL drawing. Parts are then alpha-composited back to front by a per-frame depth,
 so the draw order (an arm in front of or behind the torso) can change between frames.
+Only exactly rounded float ops are used per pixel, so a frame's pixels are identical
+whether it is drawn alone, with its video or in a batch of other videos' frames.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -49,6 +52,17 @@ class Parts:
         return Parts(**kw)
 
 
+def wave(x: Tensor) -> Tensor:
+    """A sine-like wave (period 2 pi, range [-1, 1]) made of two parabolas.
+
+    Only exactly rounded ops (no ``sin``, whose SIMD and scalar code paths round
+    differently), so a pixel gets the same value whichever batch or window it is in.
+    """
+    f = x * (1.0 / (2.0 * math.pi))
+    f = f - f.floor()
+    return torch.where(f < 0.5, 16.0 * f * (0.5 - f), 16.0 * (f - 0.5) * (f - 1.0))
+
+
 def _window(p: Parts, k: int, h: int, w: int) -> tuple[Tensor, int, int]:
     """Top-left pixel (B,2) of a window of one size (wh, ww) that holds part ``k`` in every frame.
 
@@ -77,8 +91,9 @@ def _part(p: Parts, k: int, h: int, w: int) -> tuple[Tensor, Tensor, Tensor]:
     a, d = p.a[:, k], p.b[:, k] - p.a[:, k]
     length = d.norm(dim=-1).clamp_min(1e-3)
     ux, uy, L = c(d[:, 0] / length), c(d[:, 1] / length), c(length)
-    rx = c(origin[:, 0] - a[:, 0]) + ix.to(dt)
-    ry = c(origin[:, 1] - a[:, 1]) + iy.to(dt)
+    # pixel coordinates first (exact integers), so a pixel's value never depends on its window
+    rx = (c(origin[:, 0]) + ix.to(dt)) - c(a[:, 0])
+    ry = (c(origin[:, 1]) + iy.to(dt)) - c(a[:, 1])
     v = rx * ux + ry * uy  # along the axis, from a
     u = ry * ux - rx * uy  # across (signed)
     t = (v / L).clamp(0.0, 1.0)
@@ -88,8 +103,10 @@ def _part(p: Parts, k: int, h: int, w: int) -> tuple[Tensor, Tensor, Tensor]:
     if bool(p.box[k]):  # rounded box (superellipse, exponent 4), tapered along its axis
         hl = L * 0.5
         vr = (v - hl) / hl
-        q = ((ur * ur) ** 2 + (vr * vr) ** 2).sqrt().sqrt()
-        rad = torch.minimum(r, hl)
+        u4, v4 = (ur * ur) ** 2, (vr * vr) ** 2
+        q = (u4 + v4).sqrt().sqrt()
+        wu = u4 / (u4 + v4 + 1e-12)
+        rad = wu * r + (1.0 - wu) * hl  # pixels per unit of q: across near the sides, along near the ends
         nv = 0.5 * vr * vr * vr
     else:  # capsule: distance to the segment over the interpolated radius
         dv = v - t * L
@@ -104,18 +121,21 @@ def _part(p: Parts, k: int, h: int, w: int) -> tuple[Tensor, Tensor, Tensor]:
     lam = (nx * lx + ny * ly + (1.0 - nn).sqrt() * lz).clamp_min(0.0)
     amb = c(p.ambient)
     shade = (amb + (1.0 - amb) * lam) * (1.0 - 0.25 * nn * nn)  # darker toward the edges
-    col = p.color[:, k, :, None, None]
-    amp = p.wave_amp[:, k]  # texture in part-local coordinates: it moves with the limb
+    # texture in part-local coordinates (it moves with the limb): waves mix color into
+    # color2; with no (or faded-out) waves the mix is 0.5, the pattern's mean colour
+    c1, c2 = p.color[:, k, :, None, None], p.color2[:, k, :, None, None]
+    amp = p.wave_amp[:, k]
     js = [j for j in range(amp.shape[1]) if bool((amp[:, j] != 0).any())]
     if js:
         wv = p.waves[:, k]
-        s = sum(c(amp[:, j]) * torch.sin(c(wv[:, j, 0]) * u + c(wv[:, j, 1]) * v + c(wv[:, j, 2])) for j in js)
-        mix = (0.5 + 0.5 * s).clamp(0.0, 1.0)
-        col = col + (p.color2[:, k, :, None, None] - col) * mix[:, None]
+        s = sum(c(amp[:, j]) * wave(c(wv[:, j, 0]) * u + c(wv[:, j, 1]) * v + c(wv[:, j, 2])) for j in js)
+        col = c1 + (c2 - c1) * (0.5 + 0.5 * s).clamp(0.0, 1.0)[:, None]
+    else:
+        col = c1 + (c2 - c1) * 0.5
     if bool((p.cap_thresh[:, k] < 100).any()):  # cap (hair) beyond a line across the part
         cd = p.cap_dir[:, k]
         proj = (v - 0.5 * L) * (c(cd[:, 0]) * ux + c(cd[:, 1]) * uy) + u * (c(cd[:, 1]) * ux - c(cd[:, 0]) * uy)
-        capm = torch.sigmoid((proj - c(p.cap_thresh[:, k]) * r) * 2.0)
+        capm = ((proj - c(p.cap_thresh[:, k]) * r) + 0.5).clamp(0.0, 1.0)  # ~1 px soft edge
         col = col + (p.cap_color[:, k, :, None, None] - col) * capm[:, None]
     col = (col * shade[:, None]).expand(B, 3, wh, ww)
     return col.reshape(B, 3, -1), alpha.view(B, -1), flat

@@ -135,7 +135,7 @@ def write_synthetic_dataset(out_dir: str | Path, params: SynthParams | Any = Non
         _png(out / "preview.png", preview_grid(world, size))
     return {"out_dir": str(out), "image_size": size, "train_videos": len(world.ids("train")),
             "train_frames": n_train, "prior_poses": n_prior, "test_videos": len(world.ids("test")),
-            "test_images": len(images), "params": params}
+            "test_images": len(images)}
 
 
 def save_preview(path: str | Path, params: SynthParams | None = None, image_size: int = 128,
