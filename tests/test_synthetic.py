@@ -287,3 +287,15 @@ def test_viz_helpers():
     assert big.shape == (64, 64, 3) and big.any()
     grid = make_grid([img, img, img], ncols=2, pad=1)
     assert grid.shape == (2 * 16 + 3, 2 * 16 + 3, 3)
+
+
+def test_a_damaged_cache_file_is_redrawn(tmp_path):
+    world = SyntheticWorld(SynthParams(num_videos=6, num_frames=4))
+    from keypointgan.data.synthetic import SyntheticVideos
+
+    first = SyntheticVideos(world, S, cache_dir=tmp_path).prepare()
+    (cache,) = tmp_path.glob("*.npz")
+    cache.write_bytes(b"not a zip")
+    again = SyntheticVideos(world, S, cache_dir=tmp_path).prepare()
+    assert torch.equal(first.frame(0, 1), again.frame(0, 1))
+    np.load(cache, allow_pickle=False).close()  # rewritten, readable

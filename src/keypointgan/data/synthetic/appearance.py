@@ -93,8 +93,8 @@ def sample_appearance(rng: np.random.Generator) -> Appearance:
     hair = HAIR[int(rng.integers(len(HAIR)))] if rng.random() < 0.85 else random_color(rng)
     ang = rng.uniform(0, 2 * np.pi)
     light = np.array([np.cos(ang) * 0.6, np.sin(ang) * 0.6 - 0.3, rng.uniform(0.5, 1.0)])
-    shoes = Garment(*(lambda c: (c, c))(random_color(rng, val=(0.05, 0.5))),
-                    np.zeros((NUM_WAVES, 3)), np.zeros(NUM_WAVES))
+    shoe = random_color(rng, val=(0.05, 0.5))
+    shoes = Garment(shoe, shoe, np.zeros((NUM_WAVES, 3)), np.zeros(NUM_WAVES))
     return Appearance(
         skin=skin, hair=hair, hair_line=rng.uniform(-0.05, 0.35),
         shirt=sample_garment(rng), trousers=sample_garment(rng), shoes=shoes,

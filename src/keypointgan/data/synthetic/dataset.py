@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -30,7 +31,7 @@ from ...pose.skeleton import Skeleton, get_skeleton
 from ..base import DataError
 from .appearance import render_background
 from .motion import ACTIVITIES
-from .raster import render_parts
+from .raster import Parts, render_parts
 from .scene import VideoScene, make_scene, occlusion, scene_parts
 
 GENERATOR_VERSION = 1  # bump when the generator's pixels change (invalidates disk caches)
@@ -177,19 +178,19 @@ class SyntheticWorld:
             parts.append(scene_parts(self.scene(v), [frames[i] for i in rows], size))
             bgs.append(self.background(v, size).expand(len(rows), -1, -1, -1))
             pos += rows
-        p = parts[0] if len(parts) == 1 else type(parts[0])(**{
-            k: (getattr(parts[0], k) if k == "box" else torch.cat([getattr(x, k) for x in parts]))
-            for k in parts[0].__dict__})
         with _one_thread():
-            img, ids = render_parts(p, bgs[0] if len(bgs) == 1 else torch.cat(bgs))
+            img, ids = render_parts(Parts.cat(parts), bgs[0] if len(bgs) == 1 else torch.cat(bgs))
         inv = torch.empty(len(pos), dtype=torch.long)
         inv[torch.tensor(pos)] = torch.arange(len(pos))
         img = (img * 255.0 + 0.5).to(torch.uint8)
         return img[inv], ids.to(torch.int8)[inv]
 
 
-def _cache_path(cache_dir: str | Path, params: SynthParams, size: int, split: str) -> Path:
-    return Path(cache_dir) / f"synthetic-{params.key(size)}-{split}-{size}px.npz"
+def _cache_path(cache_dir: str | Path, params: SynthParams, size: int, split: str, frames: Sequence[int]) -> Path:
+    """One file per (dataset, size, split, frame set): e.g. all train frames for training
+    and every test_stride-th train frame for a labelled view of the train split."""
+    fr = hashlib.sha1(np.asarray(frames, dtype=np.int64).tobytes()).hexdigest()[:6]
+    return Path(cache_dir) / f"synthetic-{params.key(size)}-{split}-{size}px-{len(frames)}f{fr}.npz"
 
 
 class FrameStore:
@@ -224,12 +225,16 @@ class FrameStore:
         return out, occ
 
     def _load(self) -> None:
-        path = _cache_path(self.cache_dir, self.world.params, self.size, self.split) if self.cache_dir else None
+        path = (_cache_path(self.cache_dir, self.world.params, self.size, self.split, self.frames)
+                if self.cache_dir else None)
         expect = (len(self.vids), len(self.frames), 3, self.size, self.size)
         if path is not None and path.is_file():
-            with np.load(path, allow_pickle=False) as z:
-                frames, occ = z["frames"], z["occluded"]
-            if frames.shape == expect:
+            try:
+                with np.load(path, allow_pickle=False) as z:
+                    frames, occ = z["frames"], z["occluded"]
+            except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+                frames = occ = None  # a damaged cache file: draw again and replace it
+            if frames is not None and frames.shape == expect and occ.shape == expect[:2] + (self.world.skeleton.num_keypoints,):
                 self._frames, self._occluded = torch.from_numpy(frames), torch.from_numpy(occ)
                 return
         self._frames, self._occluded = self._render_all()
@@ -238,6 +243,12 @@ class FrameStore:
             tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
             np.savez(tmp, frames=self._frames.numpy(), occluded=self._occluded.numpy())
             os.replace(tmp, path)
+
+    def prepare(self) -> None:
+        """Render (or load from the cache) every frame now, e.g. before DataLoader workers
+        fork, so they share one copy instead of each rendering its own."""
+        if self.storage == "memory" and self._frames is None:
+            self._load()
 
     def get(self, rows: Sequence[int], frames: Sequence[int]) -> torch.Tensor:
         """uint8 (B,3,H,W): frame ``frames[i]`` of the ``rows[i]``-th video of the store."""
@@ -276,6 +287,11 @@ class SyntheticVideos:
 
     def __len__(self) -> int:
         return len(self.vids)
+
+    def prepare(self) -> "SyntheticVideos":
+        """Render all frames now (memory storage); see :meth:`FrameStore.prepare`."""
+        self.store.prepare()
+        return self
 
     def num_frames(self, video: int) -> int:
         return self.world.params.num_frames
@@ -316,6 +332,10 @@ class SyntheticLabelled:
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def prepare(self) -> "SyntheticLabelled":
+        self.store.prepare()
+        return self
 
     def locate(self, index: int) -> tuple[str, int]:
         """(video name, frame index) of a labelled image."""

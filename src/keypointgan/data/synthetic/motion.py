@@ -194,11 +194,11 @@ def activity_angles(activity: str, rng: np.random.Generator, t: np.ndarray) -> d
             a[f"{x}_knee"] += 0.25 * np.cos(p) ** 2
         a["jump"] += 0.05 * amp * np.sin(p) ** 2
     elif activity == "kick":
-        p = _phase(rng, t, 1 / 50, 1 / 34)
+        p = _phase(rng, t, 1 / 70, 1 / 50)
         up = np.clip(np.sin(p), 0, None) ** 2
         a[f"{side}_hip_flex"] += 1.3 * amp * up
         # chamber, extend, re-chamber: the knee bends twice per kick (C1 at the switches)
-        a[f"{side}_knee"] += 1.1 * np.sin(2 * p) ** 2 * (np.sin(p) > 0)
+        a[f"{side}_knee"] += 0.9 * np.sin(2 * p) ** 2 * (np.sin(p) > 0)
         a[f"{other}_knee"] += 0.15 * up
         for x in SIDES:
             a[f"{x}_sh_abd"] += 0.35 + 0.3 * up

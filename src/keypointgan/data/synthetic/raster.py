@@ -24,8 +24,8 @@ ELEMENT_BUDGET = 1 << 21  # frames x pixels per chunk: bounds the rasteriser's m
 class Parts:
     """A batch of B frames of P parts, all in pixel units (pixel i's centre at x = i).
 
-    ``waves`` are (ku, kv, phase) of J sinusoids in part-local coordinates (u across,
-    v along the part, radians per pixel) whose clipped sum mixes ``color`` into
+    ``waves`` are (ku, kv, phase) of J sine-like waves in part-local coordinates (u
+    across, v along the part, radians per pixel) whose clipped sum mixes ``color`` into
     ``color2`` (stripes, checks, noise-like blotches). A part's ``cap`` (the hair of the
     head) recolours its pixels beyond ``cap_thresh`` radii along ``cap_dir``.
     """
@@ -45,6 +45,14 @@ class Parts:
     cap_thresh: Tensor  # (B,P) in radii; large = no cap
     light: Tensor  # (B,3) unit vector (x right, y down, z toward the camera)
     ambient: Tensor  # (B,)
+
+    @staticmethod
+    def cat(batches: list["Parts"]) -> "Parts":
+        """Frames of several batches in one (the per-part ``box`` flags are shared)."""
+        if len(batches) == 1:
+            return batches[0]
+        return Parts(**{k: (v if k == "box" else torch.cat([getattr(b, k) for b in batches]))
+                        for k, v in batches[0].__dict__.items()})
 
     def slice(self, i: int, j: int) -> "Parts":
         """Frames i..j (the per-part ``box`` flags are shared)."""
@@ -89,7 +97,7 @@ def _part(p: Parts, k: int, h: int, w: int) -> tuple[Tensor, Tensor, Tensor]:
     iy = torch.arange(wh, device=dev).view(1, wh, 1)
     flat = ((origin[:, 1].long().view(B, 1, 1) + iy) * w + origin[:, 0].long().view(B, 1, 1) + ix).view(B, -1)
     a, d = p.a[:, k], p.b[:, k] - p.a[:, k]
-    length = d.norm(dim=-1).clamp_min(1e-3)
+    length = (d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1]).sqrt().clamp_min(1e-3)
     ux, uy, L = c(d[:, 0] / length), c(d[:, 1] / length), c(length)
     # pixel coordinates first (exact integers), so a pixel's value never depends on its window
     rx = (c(origin[:, 0]) + ix.to(dt)) - c(a[:, 0])

@@ -31,7 +31,7 @@ _DEPTH_BIAS = {"torso": -0.02, "hips": -0.019, "neck": -0.005, "head": 0.01,
                "upper_arm": 0.0, "forearm": 0.001, "hand": 0.002, "thigh": 0.0, "shin": 0.001, "foot": 0.002}
 # parts that "own" a keypoint: if another part covers its pixel, the keypoint is occluded
 KEYPOINT_PARTS: dict[str, tuple[str, ...]] = {
-    "head": ("head", "neck"), "neck": ("neck", "torso", "head"), "pelvis": ("torso", "hips"),
+    "head": ("head", "neck"), "neck": ("neck", "torso", "head"), "pelvis": ("torso", "hips", "r_thigh", "l_thigh"),
     **{f"{s}_shoulder": ("torso", f"{s}_upper_arm") for s in "rl"},
     **{f"{s}_elbow": (f"{s}_upper_arm", f"{s}_forearm") for s in "rl"},
     **{f"{s}_wrist": (f"{s}_forearm", f"{s}_hand") for s in "rl"},

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import numpy as np
 from PIL import Image
@@ -154,4 +154,4 @@ def save_preview(path: str | Path, params: SynthParams | None = None, image_size
     return p
 
 
-__all__: Sequence[str] = ("write_synthetic_dataset", "preview_grid", "save_preview")
+__all__ = ["write_synthetic_dataset", "preview_grid", "save_preview"]
