@@ -48,7 +48,7 @@ def _to_uint8(img: torch.Tensor) -> np.ndarray:
 
 
 def prediction_grid(images: Sequence[torch.Tensor], pred: np.ndarray, gt: Optional[np.ndarray], edges, size: int,
-                    ncols: int = 8, scale: int = 2) -> np.ndarray:
+                    ncols: int = 8, scale: int = 3) -> np.ndarray:
     """Test images with predicted skeletons (green) and, if given, ground truth (red dots)."""
     from .viz import draw_skeleton, make_grid
 
@@ -58,8 +58,9 @@ def prediction_grid(images: Sequence[torch.Tensor], pred: np.ndarray, gt: Option
         im = np.kron(im, np.ones((scale, scale, 1), np.uint8))
         if gt is not None:
             im = draw_skeleton(im, normalized_to_pixels(gt[i], size * scale), edges, color=(230, 60, 60),
-                               thickness=1, radius=1)
-        im = draw_skeleton(im, normalized_to_pixels(pred[i], size * scale), edges, color=(40, 230, 80))
+                               point_color=(230, 60, 60), width=1, radius=1.0)
+        im = draw_skeleton(im, normalized_to_pixels(pred[i], size * scale), edges, color=(40, 230, 80),
+                           width=2, radius=1.5)
         tiles.append(im)
     return make_grid(tiles, ncols)
 

@@ -96,3 +96,21 @@ def make_grid(images: Sequence[np.ndarray], ncols: int = 8, pad: int = 2, pad_va
         y, x = pad + r * (h + pad), pad + c * (w + pad)
         grid[y:y + h, x:x + w] = im[..., :3]
     return grid
+
+
+def training_grid(*rows: "torch.Tensor", n: int = 8) -> "torch.Tensor":
+    """Rows of (B,C,H,W) images in [-1, 1] (1-channel ones shown grey) as one (3,H',W') grid in [0, 1].
+
+    For TensorBoard: x, x', Phi(x), beta(eta(Phi(x))), reconstruction, prior samples.
+    """
+    import torch
+
+    tiles = []
+    for r in rows:
+        r = r[:n].detach().float().cpu().clamp(-1, 1)
+        if r.shape[1] == 1:
+            r = r.repeat(1, 3, 1, 1)
+        tiles.append(torch.cat(list((r + 1) / 2), dim=2))  # one row: (3, H, n*W)
+    width = max(t.shape[2] for t in tiles)
+    tiles = [torch.nn.functional.pad(t, (0, width - t.shape[2])) for t in tiles]
+    return torch.cat(tiles, dim=1)
