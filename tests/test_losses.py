@@ -514,3 +514,17 @@ def test_build_errors(tmp_path, weight_files):
         build_reconstruction_loss(LossConfig(reconstruction="vgg"))
     with pytest.warns(UserWarning, match="vgg_weights"):
         build_reconstruction_loss(LossConfig(reconstruction="laplacian", vgg_weights=str(weight_files["pth"])))
+
+
+def test_normalized_laplacian_fallback_sits_near_one_and_checkpoints():
+    from keypointgan.losses import LaplacianPyramidLoss
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.rand(2, 3, 32, 32, generator=g) * 2 - 1, torch.rand(2, 3, 32, 32, generator=g) * 2 - 1
+    loss = LaplacianPyramidLoss(levels=3, normalize=True)
+    assert float(loss(a, b)) == pytest.approx(1.0, abs=1e-5)  # first call: each level / itself
+    assert float(loss(a, a)) == pytest.approx(0.0, abs=1e-7)
+    raw = LaplacianPyramidLoss(levels=3)
+    assert float(raw(a, b)) < 0.5  # unnormalised: raw pixel units
+    state = loss.state_dict()
+    assert set(state) == {"running_mean", "initialized"} and bool(state["initialized"].all())

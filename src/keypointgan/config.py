@@ -62,6 +62,7 @@ class LossConfig:
     vgg_weights: Optional[str] = None  # torchvision state dict (.pth/.safetensors) or MatConvNet .mat
     vgg_relu: bool = True  # paper/VGG semantics; the release omits ReLUs between VGG convs
     running_mean_momentum: float = 0.99
+    normalize_fallback: bool = True  # divide the laplacian fallback's levels by running means, as eq. 4's VGG terms
     adv_weight: float = 10.0  # lambda of eq. 6
     rec_weight: float = 1.0  # eq. 6 weighs reconstruction by 1; the release by 10
     eta_prior_weight: float = 0.9  # release 0.9; paper F.2 writes 1

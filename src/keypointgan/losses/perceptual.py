@@ -184,7 +184,45 @@ class VGG19Features(nn.Module):
 # ------------------------------------------------------------------------ loss
 
 
-class PerceptualLoss(nn.Module):
+class RunningMeanTerms(nn.Module):
+    """Loss terms each divided by its own running mean (the release's eq. 4 normalisation).
+
+    Keeps every term near 1 whatever its units, so a loss made of several terms (VGG
+    layers, pyramid levels) weighs them evenly and sits on the same scale as the
+    adversarial loss it is balanced against. In training mode each call first updates
+    the running means (momentum ``momentum``; a term's mean starts at its first non-zero
+    value), then divides. Buffers: ``running_mean``, ``initialized``.
+    """
+
+    def __init__(self, num_terms: int, momentum: float = 0.99, eps: float = 1e-12) -> None:
+        super().__init__()
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"running-mean momentum must be in [0, 1), got {momentum}")
+        self.momentum = momentum
+        self.eps = eps
+        self.register_buffer("running_mean", torch.zeros(num_terms))
+        self.register_buffer("initialized", torch.zeros(num_terms, dtype=torch.bool))
+        self.last_raw_terms: Optional[Tensor] = None  # detached, for logging
+
+    @torch.no_grad()
+    def _update(self, terms: Tensor) -> None:
+        m = self.momentum
+        blended = m * self.running_mean + (1.0 - m) * terms
+        self.running_mean.copy_(torch.where(self.initialized, blended, terms))
+        self.initialized |= terms > 0
+
+    def normalized(self, terms: Tensor) -> Tensor:
+        """``terms`` (n,) divided by their running means (updated first in training mode)."""
+        value = terms.detach()
+        if self.training:
+            self._update(value)
+        # A term never seen yet (eval before any training call) is normalised by itself.
+        denom = torch.where(self.initialized, self.running_mean, value).clamp_min(self.eps)
+        self.last_raw_terms = value
+        return terms / denom
+
+
+class PerceptualLoss(RunningMeanTerms):
     """Eq. 4 as in the release: mean over six VGG terms, each MSE / its running mean.
 
     ``forward(pred, target)`` takes (B, 3, H, W) images in [-1, 1] and returns a float32
@@ -200,16 +238,8 @@ class PerceptualLoss(nn.Module):
     """
 
     def __init__(self, vgg: VGG19Features, momentum: float = 0.99, eps: float = 1e-12) -> None:
-        super().__init__()
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"running-mean momentum must be in [0, 1), got {momentum}")
+        super().__init__(len(FEATURE_NAMES), momentum, eps)
         self.vgg = vgg
-        self.momentum = momentum
-        self.eps = eps
-        n = len(FEATURE_NAMES)
-        self.register_buffer("running_mean", torch.zeros(n))
-        self.register_buffer("initialized", torch.zeros(n, dtype=torch.bool))
-        self.last_raw_terms: Optional[Tensor] = None  # detached, for logging
         self.register_state_dict_post_hook(_drop_vgg_keys)
         self.register_load_state_dict_pre_hook(_keep_vgg_keys)
 
@@ -226,22 +256,8 @@ class PerceptualLoss(nn.Module):
             ft = self.vgg(target)
         return torch.stack([(a.float() - b.float()).square().mean() for a, b in zip(fp, ft)])
 
-    @torch.no_grad()
-    def _update(self, terms: Tensor) -> None:
-        m = self.momentum
-        blended = m * self.running_mean + (1.0 - m) * terms
-        self.running_mean.copy_(torch.where(self.initialized, blended, terms))
-        self.initialized |= terms > 0
-
     def forward(self, pred: Tensor, target: Tensor) -> Tensor:
-        terms = self.raw_terms(pred, target)
-        value = terms.detach()
-        if self.training:
-            self._update(value)
-        # A term never seen yet (eval before any training call) is normalised by itself.
-        denom = torch.where(self.initialized, self.running_mean, value).clamp_min(self.eps)
-        self.last_raw_terms = value
-        return (terms / denom).mean()
+        return self.normalized(self.raw_terms(pred, target)).mean()
 
 
 def _drop_vgg_keys(module: nn.Module, state_dict: dict[str, Any], prefix: str,

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from ..config import ConfigError, LossConfig
 from ._checks import check_image_pair
-from .perceptual import PerceptualLoss, VGG19Features
+from .perceptual import RunningMeanTerms, PerceptualLoss, VGG19Features
 
 VGG_RANDOM_SEED = 0
 RECONSTRUCTION_CHOICES = ("perceptual", "l1_ssim", "laplacian", "vgg_random", "auto")
@@ -91,15 +91,20 @@ def laplacian_pyramid(x: Tensor, levels: int) -> list[Tensor]:
     return bands
 
 
-class LaplacianPyramidLoss(nn.Module):
+class LaplacianPyramidLoss(RunningMeanTerms):
     """Mean over pyramid levels of the per-pixel mean |L_j(pred) - L_j(target)| ([0, 1] images).
 
     ``weights`` (one per level, finest first) default to equal; they are normalised to
-    sum to 1 over the levels actually present.
+    sum to 1 over the levels actually present. With ``normalize`` each level is divided
+    by its running mean, as the release does for the VGG terms of eq. 4: levels weigh
+    evenly and the loss sits near 1, on the perceptual loss's scale, so the paper's
+    loss weights (eq. 6) keep their meaning.
     """
 
-    def __init__(self, levels: int = 5, weights: Sequence[float] | None = None) -> None:
-        super().__init__()
+    def __init__(self, levels: int = 5, weights: Sequence[float] | None = None, normalize: bool = False,
+                 momentum: float = 0.99) -> None:
+        super().__init__(levels, momentum)
+        self.normalize = normalize
         if levels < 1:
             raise ValueError(f"levels must be >= 1, got {levels}")
         if weights is not None and len(weights) != levels:
@@ -113,9 +118,11 @@ class LaplacianPyramidLoss(nn.Module):
             diff = _unit_float32(pred) - _unit_float32(target)
             # The pyramid is linear, so the pyramid of the difference is the difference of pyramids.
             bands = laplacian_pyramid(diff, self.levels)
-            w = self.weights[: len(bands)]
-            total = sum(wj * b.abs().mean() for wj, b in zip(w, bands))
-            return total / sum(w)
+            w = torch.tensor(self.weights[: len(bands)], device=diff.device)
+            terms = torch.stack([b.abs().mean() for b in bands])
+            if self.normalize:
+                terms = self.normalized(terms) if len(bands) == self.levels else terms / terms.detach().clamp_min(1e-12)
+            return (w * terms).sum() / w.sum()
 
     def extra_repr(self) -> str:
         return f"levels={self.levels}, weights={self.weights}"
@@ -160,6 +167,6 @@ def build_reconstruction_loss(cfg: LossConfig) -> nn.Module:
     if name == "l1_ssim":
         return L1SSIMLoss()
     if name == "laplacian":
-        return LaplacianPyramidLoss()
+        return LaplacianPyramidLoss(normalize=cfg.normalize_fallback, momentum=cfg.running_mean_momentum)
     vgg = VGG19Features.random(seed=VGG_RANDOM_SEED, relu=cfg.vgg_relu)
     return PerceptualLoss(vgg, momentum=cfg.running_mean_momentum)
