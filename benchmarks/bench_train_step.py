@@ -32,7 +32,7 @@ def bench(config: str, size: int, precision: str, channels_last: bool, iters: in
     tr = Trainer(cfg, out_dir=f"/tmp/kpgan-bench-{size}-{precision}-{channels_last}", progress=False)
     b = tr.data.pair_batch(1)
     x, xa = tr.runtime.tensor(b["x"]), tr.runtime.tensor(b["x_app"])
-    prior = tr.runtime.tensor(tr.data.prior_batch(1))
+    prior = tr.runtime.tensor(tr.data.prior_batch(1)["keypoints"])
     sync = torch.cuda.synchronize if tr.runtime.device.type == "cuda" else (lambda: None)
 
     def step():

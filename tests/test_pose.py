@@ -186,3 +186,17 @@ def test_confidence_is_high_for_sharp_and_low_for_flat_heatmaps():
     flat = torch.zeros(1, 1, 16, 16)
     assert keypoint_confidence(sharp, "spatial") > 0.9
     assert keypoint_confidence(flat, "spatial") < 0.1
+
+
+def test_renderer_leaves_out_links_with_a_missing_end():
+    sk = get_skeleton("synth_humanoid")
+    kp = _random_pose(2, 15, torch.float64, seed=3).requires_grad_()
+    vis = torch.ones(2, 15, dtype=torch.bool)
+    vis[0, sk.index("l_wrist")] = False
+    keep = [e for e in sk.edges if sk.index("l_wrist") not in e]
+    masked = render_skeleton(kp, sk.edges, 16, visible=vis)
+    assert torch.allclose(masked[0], render_skeleton(kp[:1], keep, 16)[0])
+    assert torch.allclose(masked[1], render_skeleton(kp[1:], sk.edges, 16)[0])
+    assert torch.autograd.gradcheck(lambda k: render_skeleton(k, sk.edges, (7, 9), 0.3, visible=vis), (kp,))
+    masked.sum().backward()
+    assert float(kp.grad[0, sk.index("l_wrist")].abs().sum()) == 0.0  # a missing keypoint gets no gradient

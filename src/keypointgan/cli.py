@@ -1,4 +1,4 @@
-"""The ``keypointgan`` command line: synth, train, evaluate, predict, demo, params, ...
+"""The ``keypointgan`` command line: synth, train, evaluate, predict, export, transfer, edit, demo, ...
 
 Every command takes ``--config`` (a preset name such as ``cpu`` or ``paper``, or a
 YAML file) and ``section.key=value`` overrides, e.g.
@@ -21,6 +21,12 @@ def _add_config_args(p: argparse.ArgumentParser, default: str = "cpu") -> None:
                    help=f"preset name (cpu, paper, release, demo) or YAML file (default: {default})")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="config overrides, e.g. train.iterations=500 model.image_size=128")
+
+
+def _add_device_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
+    p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
+                   help="auto: bf16 autocast where it is fast (AMX CPUs, CUDA), else fp32")
 
 
 def _cmd_synth(a: argparse.Namespace) -> int:
@@ -55,18 +61,74 @@ def _cmd_train(a: argparse.Namespace) -> int:
 
 def _cmd_evaluate(a: argparse.Namespace) -> int:
     from .evaluate import evaluate_run
+    from .train.checkpoint import CheckpointError
 
-    metrics = evaluate_run(a.checkpoint, out_dir=a.out, overrides=a.overrides, test_root=a.test_root,
-                           test_labels=a.test_labels, batch_size=a.batch_size)
+    try:
+        metrics = evaluate_run(a.checkpoint, out_dir=a.out, overrides=a.overrides, test_root=a.test_root,
+                               test_labels=a.test_labels, batch_size=a.batch_size, progress=not a.quiet,
+                               post_root=a.post_root, post_labels=a.post_labels, supervised=a.supervised,
+                               num_show=a.num_show)
+    except CheckpointError as e:
+        print(f"keypointgan evaluate: error: {e}", file=sys.stderr)
+        return 2
     print(json.dumps(metrics.get("summary", metrics), indent=1))
+    return 0
+
+
+def _cmd_supervised(a: argparse.Namespace) -> int:
+    import time
+
+    from .train.supervised import train_supervised
+
+    if (a.train_root or a.train_labels) and not a.train_labels:
+        raise ConfigError("--train-root needs --train-labels (COCO keypoint JSON of the labelled frames)")
+    cfg = load_config(a.config, list(a.overrides) + [f"out_dir={a.out}"])
+    data = None
+    if a.train_labels:
+        from .evaluate import labelled_folder
+        from .pose import get_skeleton
+
+        data = labelled_folder(a.train_root, a.train_labels, cfg, get_skeleton(cfg.skeleton, cfg.link_set),
+                               "training")
+    deadline = time.monotonic() + 60.0 * a.minutes if a.minutes else None
+    _, path = train_supervised(cfg, a.out, iterations=a.iterations, deadline=deadline, data=data,
+                               progress=not a.quiet, image_weight=a.image_weight)
+    print(f"supervised baseline: checkpoint {path}; score it with: keypointgan evaluate {a.out}")
     return 0
 
 
 def _cmd_predict(a: argparse.Namespace) -> int:
     from .infer.predict import predict
 
-    predict(a.checkpoint, a.inputs, a.out, batch_size=a.batch_size, overlays=not a.no_overlays,
-            video_overlay=a.video_overlay)
+    path = predict(a.checkpoint, a.inputs, a.out, batch_size=a.batch_size, overlays=not a.no_overlays,
+                   video_overlay=a.video_overlay, orient=not a.no_orient, device=a.device,
+                   precision=a.precision, progress=not a.quiet)
+    print(f"keypoints: {path}")
+    return 0
+
+
+def _cmd_export(a: argparse.Namespace) -> int:
+    from .infer.export import export
+
+    res = export(a.checkpoint, a.out, formats=a.format, batch=a.batch, tolerance=a.tolerance,
+                 onnx_exporter=a.onnx_exporter)
+    for fmt, path in res.files.items():
+        print(f"{fmt}: {path}" + (f" (exporter: {res.onnx_exporter})" if fmt == "onnx" else ""))
+    print(res.parity.describe())
+    return 0
+
+
+def _cmd_transfer(a: argparse.Namespace) -> int:
+    from .infer.transfer import transfer
+
+    print(f"grid: {transfer(a.checkpoint, a.pose, a.appearance, a.out, device=a.device, precision=a.precision)}")
+    return 0
+
+
+def _cmd_edit(a: argparse.Namespace) -> int:
+    from .infer.transfer import edit
+
+    print(f"grid: {edit(a.checkpoint, a.image, a.move, a.out, device=a.device, precision=a.precision)}")
     return 0
 
 
@@ -118,13 +180,34 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     _add_config_args(q)
 
-    q = add("evaluate", _cmd_evaluate, "score a trained model on labelled test data; writes metrics.json")
+    q = add("evaluate", _cmd_evaluate, "score a trained model on labelled test data, next to baselines; "
+                                       "writes metrics.json, per_image.csv and best_worst.png")
     q.add_argument("checkpoint", help="run folder or checkpoint folder")
     q.add_argument("--out", "-o", help="where to write metrics.json and pictures (default: RUN/eval)")
-    q.add_argument("--test-root", help="folder of test videos/images (default: the run's config)")
-    q.add_argument("--test-labels", help="COCO keypoint JSON of the test images")
+    q.add_argument("--test-root", help="folder of test videos/images (default: the labels' folder)")
+    q.add_argument("--test-labels", help="COCO keypoint JSON of the test images (default: the run's test data)")
+    q.add_argument("--post-root", help="folder of labelled training images for supervised post-processing")
+    q.add_argument("--post-labels", help="COCO keypoint JSON of labelled training images: fits the ridge "
+                                         "post-processing (synthetic runs use their training split)")
+    q.add_argument("--supervised", metavar="RUN", help="also score this supervised-baseline run on the same images")
     q.add_argument("--batch-size", type=int, default=64)
-    q.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    q.add_argument("--num-show", type=int, default=8, help="best and worst images in best_worst.png (default: 8)")
+    q.add_argument("--quiet", "-q", action="store_true", help="no progress bars or table")
+    q.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="data/runtime overrides of the run's config, e.g. data.cache_dir=... train.device=cpu")
+
+    q = add("supervised", _cmd_supervised, "train the fully supervised baseline: the same Phi + eta "
+                                           "trained on labelled frames (for comparison)")
+    q.add_argument("--out", "-o", required=True, help="run folder of the baseline")
+    q.add_argument("--minutes", type=float, help="wall-clock budget (stops before train.iterations)")
+    q.add_argument("--iterations", type=int, help="iterations (default: train.iterations)")
+    q.add_argument("--image-weight", type=float, default=1.0,
+                   help="weight of the skeleton-image loss MSE(Phi(x), beta(gt)) (default: 1; 0: keypoints only)")
+    q.add_argument("--train-root", help="your labelled frames' folder (default: the labels' folder)")
+    q.add_argument("--train-labels", help="COCO keypoint JSON of your labelled frames (default: the built-in "
+                                          "synthetic training split)")
+    q.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    _add_config_args(q)
 
     q = add("predict", _cmd_predict, "detect keypoints in images, folders or videos -> COCO JSON + overlays")
     q.add_argument("checkpoint", help="run folder or checkpoint folder")
@@ -133,6 +216,38 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--batch-size", type=int, default=32)
     q.add_argument("--no-overlays", action="store_true", help="write keypoints only")
     q.add_argument("--video-overlay", action="store_true", help="write an annotated video for each video input")
+    q.add_argument("--no-orient", action="store_true",
+                   help="skip the left/right orientation by the pre-trained eta (appendix F.2)")
+    q.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    _add_device_args(q)
+
+    q = add("export", _cmd_export, "export the detector (image -> keypoints, confidence) to ONNX and TorchScript")
+    q.add_argument("checkpoint", help="run folder or checkpoint folder")
+    q.add_argument("--out", "-o", required=True, help="output folder (detector.onnx, detector.pt, detector.json)")
+    q.add_argument("--format", nargs="+", choices=["onnx", "torchscript"], default=["onnx", "torchscript"],
+                   help="formats to write (default: both)")
+    q.add_argument("--batch", type=int, default=2, help="batch size of the example input used to trace (default: 2)")
+    q.add_argument("--tolerance", type=float, default=1e-4,
+                   help="max abs difference to PyTorch allowed by the parity check (default: 1e-4)")
+    q.add_argument("--onnx-exporter", choices=["auto", "dynamo", "torchscript"], default="auto",
+                   help="auto: torch.export-based if onnxscript is installed, else TorchScript-based")
+
+    q = add("transfer", _cmd_transfer, "render the pose of each --pose image with the appearance of each "
+                                       "--appearance image (paper fig. 9)")
+    q.add_argument("checkpoint", help="run folder or checkpoint folder")
+    q.add_argument("--pose", nargs="+", required=True, metavar="IMG", help="images to take the pose from")
+    q.add_argument("--appearance", nargs="+", required=True, metavar="IMG", help="images to take the appearance from")
+    q.add_argument("--out", "-o", required=True, help="output folder (transfer.png, transfer.json)")
+    _add_device_args(q)
+
+    q = add("edit", _cmd_edit, "move keypoints of an image and regenerate it (paper fig. 10)")
+    q.add_argument("checkpoint", help="run folder or checkpoint folder")
+    q.add_argument("image", help="image to edit")
+    q.add_argument("--move", action="append", required=True, metavar="NAME=DX,DY",
+                   help="offset in normalised units (the crop spans [-1, 1]): l_wrist=+0.1,-0.2; "
+                        "pixels of the image: l_wrist=5px,-8px; absolute: l_wrist=@0.3,0.5 or @40px,12px. Repeatable")
+    q.add_argument("--out", "-o", required=True, help="output folder (edit.png, edited.png, edit.json)")
+    _add_device_args(q)
 
     q = add("demo", _cmd_demo, "the main job: train on the built-in data, evaluate, write an HTML report")
     q.add_argument("--out", "-o", default="runs/demo", help="output folder (default: runs/demo)")

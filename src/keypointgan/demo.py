@@ -18,10 +18,12 @@ import numpy as np
 import torch
 
 from .config import load_config
+from .data.base import SubsetSource
 from .eval.evaluator import mean_pose_baseline, predict_labelled, ridge_post_processing, score
 from .eval.report import category_table, metrics_table, plot_losses, write_report
-from .pose import normalized_to_pixels
 from .train.trainer import Trainer
+from .viz import prediction_grid
+from .viz import to_uint8 as _to_uint8
 
 COLUMNS = [("error_percent", "error % (↓)"), ("error_percent_min_over_flip", "min over L/R flip % (↓)"),
            ("error_px", "error px (↓)"), ("pck@0.05", "PCK@0.05 (↑)"), ("pck@0.1", "PCK@0.1 (↑)")]
@@ -37,32 +39,6 @@ def _machine() -> str:
     except OSError:
         pass
     return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
-
-
-def _to_uint8(img: torch.Tensor) -> np.ndarray:
-    """(3,H,W) [-1,1] or (1,H,W) -> (H,W,3) uint8."""
-    x = img.detach().float().cpu()
-    if x.shape[0] == 1:
-        x = x.repeat(3, 1, 1)
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
-
-
-def prediction_grid(images: Sequence[torch.Tensor], pred: np.ndarray, gt: Optional[np.ndarray], edges, size: int,
-                    ncols: int = 8, scale: int = 3) -> np.ndarray:
-    """Test images with predicted skeletons (green) and, if given, ground truth (red dots)."""
-    from .viz import draw_skeleton, make_grid
-
-    tiles = []
-    for i, img in enumerate(images):
-        im = _to_uint8(img)
-        im = np.kron(im, np.ones((scale, scale, 1), np.uint8))
-        if gt is not None:
-            im = draw_skeleton(im, normalized_to_pixels(gt[i], size * scale), edges, color=(230, 60, 60),
-                               point_color=(230, 60, 60), width=1, radius=1.0)
-        im = draw_skeleton(im, normalized_to_pixels(pred[i], size * scale), edges, color=(40, 230, 80),
-                           width=2, radius=1.5)
-        tiles.append(im)
-    return make_grid(tiles, ncols)
 
 
 def reconstruction_grid(trainer: Trainer, n: int = 8, scale: int = 2) -> np.ndarray:
@@ -89,7 +65,7 @@ def _save_png(arr: np.ndarray, path: Path) -> str:
 
 def run_demo(out: str | Path = "runs/demo", minutes: float = 15.0, config: str = "demo",
              overrides: Sequence[str] = (), progress: bool = True, eta_share: float = 0.12,
-             reserve_share: float = 0.06) -> Path:
+             reserve_share: float = 0.06, ridge_images: int = 600) -> Path:
     """Train, evaluate and report within ``minutes``; returns the path of ``index.html``."""
     t0 = time.monotonic()
     budget = minutes * 60.0
@@ -97,7 +73,7 @@ def run_demo(out: str | Path = "runs/demo", minutes: float = 15.0, config: str =
     out = Path(out)
     cfg = load_config(config, list(overrides) + [f"out_dir={out / 'run'}"])
     trainer = Trainer(cfg, out_dir=out / "run", progress=progress)
-    reserve = max(20.0, reserve_share * budget)
+    reserve = max(30.0, reserve_share * budget)
     t_data = time.monotonic() - t0
     trainer.pretrain_eta(deadline=min(deadline - reserve, time.monotonic() + eta_share * budget))
     t_eta = time.monotonic() - t0 - t_data
@@ -114,7 +90,8 @@ def run_demo(out: str | Path = "runs/demo", minutes: float = 15.0, config: str =
     ]
     post_note = ""
     if getattr(data, "train_labelled", None) is not None:
-        train_preds = predict_labelled(trainer.model, data.train_labelled, trainer.runtime, sk, trainer.eta_frozen)
+        labelled = SubsetSource.spread(data.train_labelled, ridge_images)
+        train_preds = predict_labelled(trainer.model, labelled, trainer.runtime, sk, trainer.eta_frozen)
         ridge, _ = ridge_post_processing(train_preds.oriented, train_preds.truth.keypoints, preds.oriented)
         rows.append(("KeypointGAN + supervised post-processing (ridge)", score(ridge, preds.truth, sk, size)))
         post_note = (f"Supervised post-processing: a linear map (least squares) fitted from predicted to true "

@@ -114,3 +114,29 @@ def training_grid(*rows: "torch.Tensor", n: int = 8) -> "torch.Tensor":
     width = max(t.shape[2] for t in tiles)
     tiles = [torch.nn.functional.pad(t, (0, width - t.shape[2])) for t in tiles]
     return torch.cat(tiles, dim=1)
+
+
+def to_uint8(img: "torch.Tensor") -> np.ndarray:
+    """(3,H,W) [-1,1] or (1,H,W) -> (H,W,3) uint8."""
+    x = img.detach().float().cpu()
+    if x.shape[0] == 1:
+        x = x.repeat(3, 1, 1)
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+
+
+def prediction_grid(images: Sequence["torch.Tensor"], pred: np.ndarray, gt: Optional[np.ndarray], edges, size: int,
+                    ncols: int = 8, scale: int = 3) -> np.ndarray:
+    """Test images with predicted skeletons (green) and, if given, ground truth (red dots)."""
+    from .pose import normalized_to_pixels
+
+    tiles = []
+    for i, img in enumerate(images):
+        im = to_uint8(img)
+        im = np.kron(im, np.ones((scale, scale, 1), np.uint8))
+        if gt is not None:
+            im = draw_skeleton(im, normalized_to_pixels(gt[i], size * scale), edges, color=(230, 60, 60),
+                               point_color=(230, 60, 60), width=1, radius=1.0)
+        im = draw_skeleton(im, normalized_to_pixels(pred[i], size * scale), edges, color=(40, 230, 80),
+                           width=2, radius=1.5)
+        tiles.append(im)
+    return make_grid(tiles, ncols)

@@ -55,3 +55,24 @@ class PoseSource(Protocol):
 
     def poses(self) -> torch.Tensor:
         """All poses as ``(M, K, 2)`` normalised keypoints."""
+
+
+class SubsetSource:
+    """The images ``indices`` of a :class:`LabelledSource` (e.g. an evenly spread sample)."""
+
+    def __init__(self, source: LabelledSource, indices: "list[int]") -> None:
+        self.source, self.indices = source, [int(i) for i in indices]
+        self.image_size = source.image_size
+
+    @classmethod
+    def spread(cls, source: LabelledSource, n: int) -> "SubsetSource":
+        """``n`` images evenly spread over ``source`` (all of them when it has fewer)."""
+        m = len(source)
+        k = min(n, m)
+        return cls(source, [int(i * m / k) for i in range(k)])
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def item(self, index: int) -> dict:
+        return self.source.item(self.indices[index])

@@ -38,8 +38,10 @@ class DataBundle:
     def pair_batch(self, step: int) -> dict[str, torch.Tensor]:
         return self.pairs.batch(step)
 
-    def prior_batch(self, step: int) -> torch.Tensor:
-        return self.prior_sampler.batch(step)["keypoints"]
+    def prior_batch(self, step: int) -> dict[str, torch.Tensor]:
+        """``{"keypoints": (B, K, 2), "visible": (B, K)}``; ``visible`` is all True unless the
+        prior was mapped from a skeleton that lacks some keypoints."""
+        return self.prior_sampler.batch(step)
 
 
 def _subset(prior: PriorPoses, cfg: Config) -> PriorPoses:

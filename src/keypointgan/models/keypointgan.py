@@ -88,9 +88,12 @@ class KeypointGAN(nn.Module):
         return self.renderer
 
     # -- the pieces of eq. 3 -------------------------------------------------------
-    def render(self, keypoints: torch.Tensor) -> torch.Tensor:
-        """beta: keypoints (B,K,2) -> skeleton image (B,1,S,S), float32; clear error on a wrong K."""
-        return self.renderer(keypoints)
+    def render(self, keypoints: torch.Tensor, visible: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """beta: keypoints (B,K,2) -> skeleton image (B,1,S,S), float32; clear error on a wrong K.
+
+        ``visible`` (B,K) leaves out links with a missing end (priors mapped from another skeleton).
+        """
+        return self.renderer(keypoints, visible)
 
     def reconstruct(self, y_star: torch.Tensor, x_app: torch.Tensor) -> torch.Tensor:
         """Psi: skeleton image and appearance image -> image (B,3,S,S)."""

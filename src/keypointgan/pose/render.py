@@ -20,7 +20,7 @@ point on a segment is itself a minimiser, its position's own derivative drops ou
 
 from __future__ import annotations
 
-from typing import Sequence, Union
+from typing import Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -67,13 +67,16 @@ class _NearestLinkDistance(torch.autograd.Function):
     """Squared distance (B, H, W) from each pixel centre to the nearest link."""
 
     @staticmethod
-    def forward(ctx, kp: torch.Tensor, edges: list, h: int, w: int) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, kp: torch.Tensor, edges: list, h: int, w: int,  # type: ignore[override]
+                valid: Optional[torch.Tensor]) -> torch.Tensor:
         gx = pixel_centers(w, kp.device, kp.dtype).view(1, 1, w)
         gy = pixel_centers(h, kp.device, kp.dtype).view(1, h, 1)
         best = best_idx = None
         for e, (i, j) in enumerate(edges):
             _, rx, ry = _segment_terms(kp, i, j, gx, gy)
             d2 = rx * rx + ry * ry
+            if valid is not None:  # a link with a missing end is infinitely far away
+                d2 = torch.where(valid[:, e, None, None], d2, _FAR)
             if best is None:
                 best, best_idx = d2, torch.zeros(d2.shape, dtype=torch.uint8 if len(edges) < 256 else torch.int16,
                                                   device=kp.device)
@@ -81,20 +84,23 @@ class _NearestLinkDistance(torch.autograd.Function):
                 closer = d2 < best
                 best = torch.where(closer, d2, best)
                 best_idx.masked_fill_(closer, e)
-        ctx.save_for_backward(kp, best_idx)
+        ctx.save_for_backward(kp, best_idx, valid if valid is not None else torch.empty(0, dtype=torch.bool))
         ctx.edges, ctx.hw = edges, (h, w)
         return best
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        kp, best_idx = ctx.saved_tensors
+        kp, best_idx, valid = ctx.saved_tensors
         h, w = ctx.hw
         gx = pixel_centers(w, kp.device, kp.dtype).view(1, 1, w)
         gy = pixel_centers(h, kp.device, kp.dtype).view(1, h, 1)
         gkp = torch.zeros_like(kp)
         for e, (i, j) in enumerate(ctx.edges):
-            g = torch.where(best_idx == e, grad, 0.0) * -2.0  # (B,H,W)
+            win = best_idx == e
+            if valid.numel():
+                win &= valid[:, e, None, None]
+            g = torch.where(win, grad, 0.0) * -2.0  # (B,H,W)
             t, rx, ry = _segment_terms(kp, i, j, gx, gy)
             gt, grx, gry = g * t, g * rx, g * ry
             # d/da = -2 r (1 - t), d/db = -2 r t  (sums over pixels)
@@ -104,16 +110,36 @@ class _NearestLinkDistance(torch.autograd.Function):
             gkp[:, i, 1] += sy - ty
             gkp[:, j, 0] += tx
             gkp[:, j, 1] += ty
-        return gkp, None, None, None
+        return gkp, None, None, None, None
 
 
-def nearest_link_distance2(keypoints: torch.Tensor, edges: EdgesLike, size: SizeLike) -> torch.Tensor:
-    """Squared distance ``(B, H, W)`` from every pixel centre to the nearest link."""
+_FAR = 1e6  # squared distance of a pixel to a link that is not drawn (exp(-1000/sigma^2) = 0)
+
+
+def _valid_links(visible: Optional[torch.Tensor], edges: list[tuple[int, int]], kp: torch.Tensor):
+    """(B, E) bool: both ends of each link are visible; None when all keypoints are."""
+    if visible is None:
+        return None
+    if visible.shape != kp.shape[:2]:
+        raise ValueError(f"render_skeleton: visible must be (B, K) = {tuple(kp.shape[:2])}, got {tuple(visible.shape)}")
+    vis = visible.to(device=kp.device, dtype=torch.bool)
+    e = torch.tensor(edges, device=kp.device)
+    return vis[:, e[:, 0]] & vis[:, e[:, 1]]
+
+
+def nearest_link_distance2(keypoints: torch.Tensor, edges: EdgesLike, size: SizeLike,
+                           visible: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Squared distance ``(B, H, W)`` from every pixel centre to the nearest drawn link.
+
+    ``visible`` (B, K) drops links with a missing end (e.g. a prior mapped from another
+    skeleton that lacks some joints).
+    """
     if keypoints.dim() != 3 or keypoints.shape[-1] != 2:
         raise ValueError(f"render_skeleton: keypoints must be (B, K, 2), got {tuple(keypoints.shape)}")
     h, w = _hw(size)
     kp = keypoints if keypoints.dtype == torch.float64 else keypoints.float()
-    return _NearestLinkDistance.apply(kp, _as_edges(edges, kp.shape[1]), h, w)
+    links = _as_edges(edges, kp.shape[1])
+    return _NearestLinkDistance.apply(kp, links, h, w, _valid_links(visible, links, kp))
 
 
 def falloff(d2: torch.Tensor, sigma: float, form: str) -> torch.Tensor:
@@ -126,14 +152,16 @@ def falloff(d2: torch.Tensor, sigma: float, form: str) -> torch.Tensor:
 
 
 def render_skeleton(keypoints: torch.Tensor, edges: EdgesLike, size: SizeLike, sigma: float = 0.2,
-                    form: str = "release", signed: bool = False) -> torch.Tensor:
+                    form: str = "release", signed: bool = False,
+                    visible: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Render keypoints ``(B, K, 2)`` in ``[-1, 1]`` as skeleton images ``(B, 1, H, W)``.
 
     Values are in ``[0, 1]`` (1 on a link), or ``[-1, 1]`` with ``signed=True`` as the
-    networks see them. Always computed in float32 (float64 if given), also under autocast.
+    networks see them. ``visible`` (B, K) leaves out links with a missing end. Always
+    computed in float32 (float64 if given), also under autocast.
     """
     with torch.autocast(keypoints.device.type, enabled=False):
-        img = falloff(nearest_link_distance2(keypoints, edges, size), sigma, form).unsqueeze(1)
+        img = falloff(nearest_link_distance2(keypoints, edges, size, visible), sigma, form).unsqueeze(1)
         return img * 2.0 - 1.0 if signed else img
 
 
@@ -169,9 +197,10 @@ class SkeletonRenderer(nn.Module):
         self.skeleton, self.size, self.sigma, self.form, self.signed = skeleton, _hw(size), sigma, form, signed
         self.edges = list(skeleton.edges)
 
-    def forward(self, keypoints: torch.Tensor) -> torch.Tensor:
+    def forward(self, keypoints: torch.Tensor, visible: Optional[torch.Tensor] = None) -> torch.Tensor:
         self.skeleton.check_keypoints(keypoints.shape, "renderer input")
-        return render_skeleton(keypoints[..., :2], self.edges, self.size, self.sigma, self.form, self.signed)
+        return render_skeleton(keypoints[..., :2], self.edges, self.size, self.sigma, self.form, self.signed,
+                               visible)
 
     def extra_repr(self) -> str:
         return f"skeleton={self.skeleton.name}, size={self.size}, sigma={self.sigma}, form={self.form}"

@@ -140,11 +140,18 @@ class Trainer:
         return torch.Generator().manual_seed(seed)
 
     # -- eta pre-training -------------------------------------------------------------
-    def eta_loss_prior(self, prior: torch.Tensor) -> torch.Tensor:
-        y = self.model.render(prior)
+    def _prior(self, step: int) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Prior keypoints of a step and their visibility (None when all are visible)."""
+        b = self.data.prior_batch(step)
+        vis = b.get("visible")
+        vis = None if vis is None or bool(vis.all()) else self.runtime.tensor(vis)
+        return self.runtime.tensor(b["keypoints"]), vis
+
+    def eta_loss_prior(self, prior: torch.Tensor, visible: Optional[torch.Tensor] = None) -> torch.Tensor:
+        y = self.model.render(prior, visible)
         with self.runtime.autocast():
             pred = self.eta_ddp(self.runtime.tensor(y)).keypoints
-        return eta_prior_loss(pred.float(), prior)
+        return eta_prior_loss(pred.float(), prior, visible)
 
     def pretrain_eta(self, iterations: Optional[int] = None, deadline: Optional[float] = None,
                      callback: Optional[Callable[[int, dict], None]] = None) -> None:
@@ -155,8 +162,7 @@ class Trainer:
         with self._sigint_guard():
             while self.state.eta_step < total and not self._should_stop(deadline):
                 step = self.state.eta_step + 1
-                prior = self.runtime.tensor(self.data.prior_batch(step))
-                loss = self.eta_loss_prior(prior)
+                loss = self.eta_loss_prior(*self._prior(step))
                 _check_finite({"eta_prior": loss}, "eta pre-training", step)
                 self.opt_eta.zero_grad(set_to_none=True)
                 loss.backward()
@@ -195,9 +201,10 @@ class Trainer:
             self.disc.requires_grad_(True)
         return losses, out
 
-    def discriminator_step(self, fake_y: torch.Tensor, prior: torch.Tensor) -> dict[str, torch.Tensor]:
+    def discriminator_step(self, fake_y: torch.Tensor, prior: torch.Tensor,
+                           visible: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:
         """D update on beta(prior) (real) vs pooled Phi(x) (fake), one forward for DDP."""
-        real = self.model.render(prior)
+        real = self.model.render(prior, visible)
         fake = self.runtime.tensor(self.pool.query(fake_y.detach().float()))
         with self.runtime.autocast():
             scores = self.d_ddp(self.runtime.tensor(torch.cat([real, fake])))
@@ -210,14 +217,15 @@ class Trainer:
         self.opt_d.step()
         return {"d": loss, "d_grad_norm": torch.tensor(gn)}
 
-    def eta_step(self, y: torch.Tensor, prior: torch.Tensor) -> dict[str, torch.Tensor]:
+    def eta_step(self, y: torch.Tensor, prior: torch.Tensor,
+                 visible: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:
         """eta fine-tuning: prior regression + lambda' * skeleton cycle on Phi(x)."""
         y = y.detach().float()
-        real = self.model.render(prior)
+        real = self.model.render(prior, visible)
         with self.runtime.autocast():
             kp = self.eta_ddp(self.runtime.tensor(torch.cat([real, y]))).keypoints.float()
         n = prior.shape[0]
-        l_prior = eta_prior_loss(kp[:n], prior)
+        l_prior = eta_prior_loss(kp[:n], prior, visible)
         l_cycle = eta_cycle_loss(self.model.render(kp[n:]), y)
         c = self.cfg.loss
         loss = c.eta_prior_weight * l_prior + c.eta_cycle_weight * l_cycle
@@ -233,13 +241,13 @@ class Trainer:
         step = self.state.step + 1
         batch = self.data.pair_batch(step)
         x, x_app = self.runtime.tensor(batch["x"]), self.runtime.tensor(batch["x_app"])
-        prior = self.runtime.tensor(self.data.prior_batch(self.state.eta_step + step))
+        prior, visible = self._prior(self.state.eta_step + step)
         self.pool.generator.manual_seed(int(self._generator(4, step).initial_seed()))
         self.model.train()
         self.disc.train()
         losses, out = self.generator_step(x, x_app)
-        losses.update(self.discriminator_step(out.y, prior))
-        losses.update(self.eta_step(out.y, prior))
+        losses.update(self.discriminator_step(out.y, prior, visible))
+        losses.update(self.eta_step(out.y, prior, visible))
         return {k: float(all_reduce_mean(v.detach(), self.dist)) for k, v in losses.items()}, (x, x_app, out, prior)
 
     def train(self, iterations: Optional[int] = None, deadline: Optional[float] = None,
