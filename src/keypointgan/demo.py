@@ -73,7 +73,7 @@ def run_demo(out: str | Path = "runs/demo", minutes: float = 15.0, config: str =
     out = Path(out)
     cfg = load_config(config, list(overrides) + [f"out_dir={out / 'run'}"])
     trainer = Trainer(cfg, out_dir=out / "run", progress=progress)
-    reserve = max(30.0, reserve_share * budget)
+    reserve = max(min(30.0, 0.3 * budget), reserve_share * budget)
     t_data = time.monotonic() - t0
     trainer.pretrain_eta(deadline=min(deadline - reserve, time.monotonic() + eta_share * budget))
     t_eta = time.monotonic() - t0 - t_data

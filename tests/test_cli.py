@@ -1,0 +1,57 @@
+"""The command line and the main job, at a tiny size."""
+
+import json
+
+import pytest
+
+from keypointgan.cli import build_parser, main
+from test_train import TINY
+
+
+@pytest.mark.parametrize("command", ["synth", "train", "evaluate", "predict", "demo", "params", "skeletons"])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([command, "--help"])
+    assert e.value.code == 0
+    assert "usage: keypointgan " + command in capsys.readouterr().out
+
+
+def test_params_prints_the_paper_preset_counts(capsys):
+    assert main(["params", "--config", "paper", "--skeleton", "h36m"]) == 0
+    out = capsys.readouterr().out
+    assert "3,134,081" in out and "4,825,635" in out  # Phi and Psi at the paper preset (docs/architecture.md)
+
+
+def test_bad_config_and_override_are_clear_errors(capsys, tmp_path):
+    assert main(["params", "--config", "no_such_preset"]) == 2
+    assert "unknown config 'no_such_preset'" in capsys.readouterr().err
+    assert main(["params", "train.no_such_key=1"]) == 2
+    assert "unknown key 'no_such_key'" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [1, 2\n")
+    assert main(["params", "--config", str(bad)]) == 2
+    assert "bad.yaml: not valid YAML" in capsys.readouterr().err
+
+
+def test_train_then_resume_from_the_cli(tmp_path):
+    run = tmp_path / "run"
+    args = ["train", "--quiet", "--out", str(run), *TINY, "train.eta_pretrain_iterations=2", "train.iterations=2"]
+    assert main(args) == 0
+    assert main(args[:1] + ["--resume"] + args[1:-1] + ["train.iterations=4"]) == 0
+    steps = [json.loads(ln)["step"] for ln in (run / "scalars.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5, 6]  # 2 eta + 2 joint, then 2 more joint after the resume
+
+
+def test_demo_writes_a_report_with_metrics_and_pictures(tmp_path):
+    from keypointgan.demo import run_demo
+
+    report = run_demo(tmp_path, minutes=0.4, config="demo", progress=False, ridge_images=40,
+                      overrides=TINY + ["train.eta_pretrain_iterations=3", "train.checkpoint_every=0"])
+    html = report.read_text()
+    for name in ("test_predictions.png", "reconstructions.png", "losses.png"):
+        assert name in html and (report.parent / name).stat().st_size > 1000
+    summary = json.loads((report.parent / "summary.json").read_text())
+    names = list(summary["metrics"])
+    assert any("mean prior pose" in n for n in names) and any("ridge" in n for n in names)
+    assert all(m["error_percent"] > 0 for m in summary["metrics"].values())
+    assert summary["iterations"] >= 1 and summary["timing"]["total_s"] < 0.4 * 60 + 60
