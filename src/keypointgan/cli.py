@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from .config import ConfigError, load_config
+from .train.checkpoint import CheckpointError
+from .train.trainer import TrainingDiverged
 
 
 def _add_config_args(p: argparse.ArgumentParser, default: str = "cpu") -> None:
@@ -270,7 +272,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ConfigError, FileNotFoundError) as e:
         print(f"keypointgan {args.command}: error: {e}", file=sys.stderr)
         return 2
-    except ValueError as e:  # DataError, SkeletonError, WeightsError, CheckpointError are ValueErrors/RuntimeErrors
+    except (ValueError, CheckpointError, TrainingDiverged) as e:  # DataError, SkeletonError, WeightsError, ...
         print(f"keypointgan {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -47,9 +47,7 @@ def resolve_checkpoint(path: PathLike) -> Path:
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{p}: checkpoint or run folder not found")
-    if ckpt.latest_checkpoint(p) is None and (p / "checkpoints").is_dir():
-        return p / "checkpoints"
-    return p
+    return p  # run folders are resolved by ckpt.latest_checkpoint
 
 
 def load_model(checkpoint: PathLike, device: str = "auto", precision: str = "auto",

@@ -112,6 +112,8 @@ def latest_checkpoint(root: str | Path) -> Path | None:
     root = Path(root)
     if (root / "weights.safetensors").is_file():
         return root
+    if not (root / LATEST).is_file() and (root / "checkpoints" / LATEST).is_file():
+        root = root / "checkpoints"  # a run folder
     marker = root / LATEST
     if not marker.is_file():
         return None
