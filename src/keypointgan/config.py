@@ -43,7 +43,7 @@ class ModelConfig:
     psi_norm: str = "batch"
     eta_norm: str = "instance"  # release: InstanceNorm (no affine); paper table: BatchNorm
     eta_width: Optional[int] = None  # base width of eta; None = base_width
-    softargmax: str = "marginal"  # "marginal" (release) or "spatial" (2D softmax)
+    softargmax: str = "marginal"  # "marginal": the release's row/column marginals; "spatial": 2D softmax (paper F.2)
     softargmax_temperature: float = 1.0
     disc_scales: list[float] = field(default_factory=lambda: [1.0, 0.5, 0.25])
     disc_layers: int = 3  # stride-2 layers of each PatchGAN
@@ -111,6 +111,8 @@ class TrainConfig:
     pool_size: int = 50
     iterations: int = 2000
     eta_pretrain_iterations: int = 500
+    eta_pretrain_lr: Optional[float] = None  # learning rate of eta pre-training; None = lr
+    eta_augment: bool = True  # random similarity transforms of prior poses for eta (not for D)
     minutes: Optional[float] = None  # wall-clock budget for the joint stage (stops early)
     precision: str = "auto"  # "bf16" | "fp32" | "auto" (bf16 on CPUs with AMX/AVX-512-bf16 and on CUDA)
     channels_last: bool = True

@@ -36,6 +36,7 @@ from ..config import Config, save_config
 from ..losses import (build_reconstruction_loss, eta_cycle_loss, eta_prior_loss, lsgan_discriminator_loss,
                       lsgan_generator_loss)
 from ..models import build_models
+from ..data.prior import random_similarity
 from ..pose import get_skeleton
 from . import checkpoint as ckpt
 from .distributed import DistInfo, all_reduce_mean, barrier, init_distributed, wrap
@@ -147,6 +148,12 @@ class Trainer:
         vis = None if vis is None or bool(vis.all()) else self.runtime.tensor(vis)
         return self.runtime.tensor(b["keypoints"]), vis
 
+    def _augment(self, prior: torch.Tensor, step: int) -> torch.Tensor:
+        """Prior poses for eta: randomly moved when ``train.eta_augment`` (see data.prior.random_similarity)."""
+        if not self.cfg.train.eta_augment:
+            return prior
+        return random_similarity(prior.cpu(), self._generator(5, step)).to(prior.device)
+
     def eta_loss_prior(self, prior: torch.Tensor, visible: Optional[torch.Tensor] = None) -> torch.Tensor:
         y = self.model.render(prior, visible)
         with self.runtime.autocast():
@@ -158,11 +165,15 @@ class Trainer:
         """Stage 1: fit eta to invert beta on prior poses (eq. 7)."""
         total = self.cfg.train.eta_pretrain_iterations if iterations is None else iterations
         self.model.eta.train()
+        lr = self.cfg.train.eta_pretrain_lr or self.cfg.train.lr
+        for group in self.opt_eta.param_groups:
+            group["lr"] = lr
         bar = self._bar(total, self.state.eta_step, "eta pre-training")
         with self._sigint_guard():
             while self.state.eta_step < total and not self._should_stop(deadline):
                 step = self.state.eta_step + 1
-                loss = self.eta_loss_prior(*self._prior(step))
+                prior, visible = self._prior(step)
+                loss = self.eta_loss_prior(self._augment(prior, step), visible)
                 _check_finite({"eta_prior": loss}, "eta pre-training", step)
                 self.opt_eta.zero_grad(set_to_none=True)
                 loss.backward()
@@ -175,6 +186,8 @@ class Trainer:
             self._freeze_pretrained_eta()
 
     def _freeze_pretrained_eta(self) -> None:
+        for group in self.opt_eta.param_groups:  # fine-tuning runs at the joint stage's rate
+            group["lr"] = self.cfg.train.lr
         self.state.eta_pretrained = True
         self.eta_frozen = copy.deepcopy(self.model.eta).eval().requires_grad_(False)
 
@@ -221,6 +234,7 @@ class Trainer:
                  visible: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:
         """eta fine-tuning: prior regression + lambda' * skeleton cycle on Phi(x)."""
         y = y.detach().float()
+        prior = self._augment(prior, self.state.eta_step + self.state.step + 1)
         real = self.model.render(prior, visible)
         with self.runtime.autocast():
             kp = self.eta_ddp(self.runtime.tensor(torch.cat([real, y]))).keypoints.float()
