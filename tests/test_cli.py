@@ -8,7 +8,8 @@ from keypointgan.cli import build_parser, main
 from test_train import TINY
 
 
-@pytest.mark.parametrize("command", ["synth", "train", "evaluate", "predict", "demo", "params", "skeletons"])
+@pytest.mark.parametrize("command", ["synth", "train", "evaluate", "supervised", "predict", "transfer", "edit",
+                                     "export", "demo", "params", "skeletons"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as e:
         main([command, "--help"])

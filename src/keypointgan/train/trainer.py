@@ -272,7 +272,8 @@ class Trainer:
         total = self.cfg.train.iterations if iterations is None else iterations
         if self.cfg.train.minutes and deadline is None:
             deadline = time.monotonic() + 60 * self.cfg.train.minutes
-        bar = self._bar(total, self.state.step, "KeypointGAN")
+        # a time-bounded run shows its count and speed, not an ETA for an iteration cap it will not reach
+        bar = self._bar(None if deadline is not None else total, self.state.step, "KeypointGAN")
         with self._sigint_guard():
             while self.state.step < total and not self._should_stop(deadline):
                 scalars, tensors = self.train_step()
@@ -302,7 +303,7 @@ class Trainer:
         if t.checkpoint_every and gstep % t.checkpoint_every == 0:
             self.save()
 
-    def _bar(self, total: int, start: int, desc: str):
+    def _bar(self, total: Optional[int], start: int, desc: str):
         from tqdm.auto import tqdm
 
         return tqdm(total=total, initial=start, desc=desc, disable=not self.progress, dynamic_ncols=True,
