@@ -62,7 +62,7 @@ class LossConfig:
     vgg_weights: Optional[str] = None  # torchvision state dict (.pth/.safetensors) or MatConvNet .mat
     vgg_relu: bool = True  # paper/VGG semantics; the release omits ReLUs between VGG convs
     running_mean_momentum: float = 0.99
-    normalize_fallback: bool = True  # divide the laplacian fallback's levels by running means, as eq. 4's VGG terms
+    normalize_fallback: bool = False  # divide the laplacian fallback's levels by running means (hurt learning: docs/results.md)
     adv_weight: float = 10.0  # lambda of eq. 6
     rec_weight: float = 1.0  # eq. 6 weighs reconstruction by 1; the release by 10
     eta_prior_weight: float = 0.9  # release 0.9; paper F.2 writes 1
@@ -112,7 +112,7 @@ class TrainConfig:
     iterations: int = 2000
     eta_pretrain_iterations: int = 500
     eta_pretrain_lr: Optional[float] = None  # learning rate of eta pre-training; None = lr
-    eta_augment: bool = True  # random similarity transforms of prior poses for eta (not for D)
+    eta_augment: bool = False  # random similarity transforms of prior poses for eta (not for D); see docs/results.md
     minutes: Optional[float] = None  # wall-clock budget for the joint stage (stops early)
     precision: str = "auto"  # "bf16" | "fp32" | "auto" (bf16 on CPUs with AMX/AVX-512-bf16 and on CUDA)
     channels_last: bool = True
