@@ -78,7 +78,7 @@ def test_evaluate_run_writes_metrics_baselines_and_pictures(run):
     rows = list(csv.DictReader(open(ev / "per_image.csv")))
     assert len(rows) == n
     per_image = np.array([float(r["error_percent"]) for r in rows])
-    assert per_image.min() == pytest.approx(best[0]["error_percent"])
+    assert per_image.min() == pytest.approx(best[0]["error_percent"], abs=1e-4)  # the CSV keeps 4 decimals
     assert (ev / "ridge.json").is_file()
 
 
