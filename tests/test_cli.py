@@ -56,3 +56,20 @@ def test_demo_writes_a_report_with_metrics_and_pictures(tmp_path):
     assert any("mean prior pose" in n for n in names) and any("ridge" in n for n in names)
     assert all(m["error_percent"] > 0 for m in summary["metrics"].values())
     assert summary["iterations"] >= 1 and summary["timing"]["total_s"] < 0.4 * 60 + 60
+
+
+def test_synth_writes_own_data_that_trains_and_evaluates_from_folders(tmp_path):
+    data = tmp_path / "data"
+    assert main(["synth", str(data), "model.image_size=32", "data.synthetic_videos=6",
+                 "data.synthetic_frames=12"]) == 0
+    for name in ("train", "test", "prior.json", "test.json", "skeleton.yaml", "preview.png"):
+        assert (data / name).exists(), name
+    run = tmp_path / "run"
+    folder = ["data.source=folder", f"data.root={data / 'train'}", f"data.prior={data / 'prior.json'}",
+              f"data.test_root={data / 'test'}", f"data.test_labels={data / 'test.json'}",
+              f"skeleton={data / 'skeleton.yaml'}", "data.frame_gap=[1,5]"]
+    assert main(["train", "--quiet", "--out", str(run), *TINY, *folder, "train.eta_pretrain_iterations=2",
+                 "train.iterations=2"]) == 0
+    assert main(["evaluate", str(run), "-q"]) == 0
+    metrics = json.loads((run / "eval" / "metrics.json").read_text())
+    assert metrics["methods"]["unsupervised"]["num_images"] > 0
