@@ -9,10 +9,11 @@ fitted on labelled training frames), as the paper's tables do.
 
 from __future__ import annotations
 
+import html
 import platform
 import time
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -119,7 +120,7 @@ def run_demo(out: str | Path = "runs/demo", minutes: float = 15.0, config: str =
         ("Result", f"<p>Mean keypoint error on {len(data.test)} held-out test frames: <b>{main:.2f}%</b> of the image "
                    f"size, against <b>{base:.2f}%</b> for the mean prior pose. "
                    f"{trainer.state.eta_step} eta pre-training and {trainer.state.step} joint iterations in "
-                   f"{total / 60:.1f} minutes on {html_escape(_machine())} ({trainer.runtime.describe()}).</p>"),
+                   f"{total / 60:.1f} minutes on {html.escape(_machine())} ({trainer.runtime.describe()}).</p>"),
         ("Metrics", metrics_table(rows, COLUMNS) + f"<p class=note>{post_note} Error %: mean Euclidean distance as a "
                     "percentage of the image size, per frame, averaged per activity then over activities (Simplified "
                     "Human3.6M protocol).</p>"),
@@ -133,9 +134,3 @@ def run_demo(out: str | Path = "runs/demo", minutes: float = 15.0, config: str =
     sections.append(("Timing", metrics_table([("seconds", timing)], [(k, k) for k in timing])))
     trainer.close()
     return write_report(rdir, "keypointgan demo report", sections, summary)
-
-
-def html_escape(s: str) -> str:
-    import html
-
-    return html.escape(s)
