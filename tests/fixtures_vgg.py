@@ -25,17 +25,8 @@ import numpy as np
 import scipy.io
 import torch
 
-# (name, torchvision features index, in, out): VGG-19 configuration "E".
-CONVS = (
-    ("conv1_1", 0, 3, 64), ("conv1_2", 2, 64, 64),
-    ("conv2_1", 5, 64, 128), ("conv2_2", 7, 128, 128),
-    ("conv3_1", 10, 128, 256), ("conv3_2", 12, 256, 256),
-    ("conv3_3", 14, 256, 256), ("conv3_4", 16, 256, 256),
-    ("conv4_1", 19, 256, 512), ("conv4_2", 21, 512, 512),
-    ("conv4_3", 23, 512, 512), ("conv4_4", 25, 512, 512),
-    ("conv5_1", 28, 512, 512), ("conv5_2", 30, 512, 512),
-    ("conv5_3", 32, 512, 512), ("conv5_4", 34, 512, 512),
-)
+# (name, torchvision features index, in, out): VGG-19 configuration "E", as the loader expects.
+from keypointgan.losses.perceptual import VGG19_CONVS as CONVS  # noqa: E402
 RGB_MEAN = (123.68, 116.779, 103.939)
 
 
