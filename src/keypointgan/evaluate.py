@@ -31,6 +31,7 @@ import numpy as np
 from .config import Config, ConfigError, _build, parse_override
 from .data.base import DataError
 from .eval.evaluator import Predictions, mean_pose_baseline, predict_labelled, ridge_post_processing, score
+from .io import atomic_write_text
 from .eval.metrics import per_image_error, to_unit
 from .pose import Skeleton
 from .train import checkpoint as ckpt
@@ -317,7 +318,7 @@ def evaluate_run(checkpoint: str | Path, out_dir: Optional[str | Path] = None, o
                          "test_source": data["test_desc"],
                          **{key: {k: v.get(key) for k, v in methods.items()} for key in SUMMARY_KEYS},
                          "out_dir": str(out)}
-    ckpt.atomic_write_text(out / "metrics.json", json.dumps(result, indent=1))
+    atomic_write_text(out / "metrics.json", json.dumps(result, indent=1))
     if progress:
         print(report_text(result))
     return result

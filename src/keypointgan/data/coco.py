@@ -16,14 +16,13 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
+from ..io import atomic_write_text
 from ..pose.skeleton import Skeleton, SkeletonError
 from .base import DataError
 
@@ -270,22 +269,6 @@ def _image_dict(im: CocoImage | Mapping[str, Any], i: int) -> dict[str, Any]:
         if key not in d:
             raise DataError(f"write_coco_keypoints: image {i} is missing '{key}'")
     return d
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file + ``os.replace`` (never a half file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_coco_keypoints(path: str | Path, images: Sequence[CocoImage | Mapping[str, Any]],

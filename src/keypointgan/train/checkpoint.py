@@ -23,22 +23,13 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from ..io import atomic_write_text
+
 LATEST = "latest"
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, incomplete or does not fit the model."""
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write a text file via a temporary file and ``os.replace``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def flatten_state_dict(prefix: str, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
