@@ -24,8 +24,9 @@ def timed(fn, iters: int) -> float:
     return (time.perf_counter() - t) / iters
 
 
-def bench(config: str, size: int, precision: str, channels_last: bool, iters: int, device: str) -> dict[str, float]:
-    cfg = load_config(config, [f"model.image_size={size}", f"train.precision={precision}",
+def bench(config: str, size: int, precision: str, channels_last: bool, iters: int, device: str,
+          batch: int = 16) -> dict[str, float]:
+    cfg = load_config(config, [f"model.image_size={size}", f"train.batch_size={batch}", f"train.precision={precision}",
                                f"train.channels_last={channels_last}", f"train.device={device}",
                                "data.synthetic_videos=12", "data.synthetic_frames=40", "train.log_every=0",
                                "train.checkpoint_every=0", "train.image_every=0"])
@@ -55,15 +56,16 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--modes", nargs="+", default=["fp32:0", "bf16:0", "bf16:1"],
                     help="precision:channels_last pairs")
     a = ap.parse_args()
     rows = {}
     for m in a.modes:
         prec, cl = m.split(":")
-        rows[m] = bench(a.config, a.size, prec, cl == "1", a.iters, a.device)
+        rows[m] = bench(a.config, a.size, prec, cl == "1", a.iters, a.device, a.batch)
     names = list(next(iter(rows.values())))
-    print(f"\n{a.config} preset at {a.size} px, batch 16, threads={torch.get_num_threads()} (seconds)")
+    print(f"\n{a.config} preset at {a.size} px, batch {a.batch}, threads={torch.get_num_threads()} (seconds)")
     print(f"{'':22s}" + "".join(f"{m:>12s}" for m in rows))
     for n in names:
         print(f"{n:22s}" + "".join(f"{rows[m][n]:12.3f}" for m in rows))

@@ -73,6 +73,53 @@ def test_resume_continues_exactly(tmp_path):
         ra, rb = series(tmp_path / "a", "joint", key), series(tmp_path / "b", "joint", key)
         assert [s for s, _ in rb] == [s for s, _ in ra]  # the resumed log reads as one run
         assert [v for _, v in rb] == pytest.approx([v for _, v in ra], rel=1e-5, abs=1e-7), key
+    for (name, ea), eb in zip(a.ema.module.state_dict().items(), c.ema.module.state_dict().values()):
+        assert torch.allclose(ea.float(), eb.float(), rtol=1e-5, atol=1e-7), name  # the EMA resumes too
+
+
+def test_ema_averages_weights_with_warm_up():
+    from keypointgan.train.ema import ModelEMA, ema_decay_at
+
+    assert ema_decay_at(0.99, 1) == pytest.approx(2 / 11) and ema_decay_at(0.99, 10**6) == 0.99
+    net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    ema = ModelEMA(net, 0.99)
+    w0 = net[0].weight.detach().clone()
+    with torch.no_grad():
+        net[0].weight.add_(1.0)
+    net[1].num_batches_tracked += 5
+    ema.update(net, 1)
+    d = 2 / 11  # warm-up: the first update keeps 2/11 of the old weights
+    assert torch.allclose(ema.module[0].weight, d * w0 + (1 - d) * (w0 + 1.0))
+    assert int(ema.module[1].num_batches_tracked) == 5  # integer buffers are copied
+    assert not any(p.requires_grad for p in ema.module.parameters()) and not ema.module.training
+    with pytest.raises(ValueError, match="ema_decay"):
+        ModelEMA(net, 1.0)
+
+
+def test_checkpoints_keep_ema_weights_and_loading_prefers_them(tmp_path):
+    from keypointgan.infer.loading import load_trained
+
+    tr = Trainer(tiny(tmp_path, "train.precision=fp32", "train.eta_pretrain_iterations=2", "train.iterations=4",
+                      "train.lr=1e-2"), progress=False)
+    tr.pretrain_eta()
+    tr.train()
+    assert tr.inference_model is tr.ema.module
+    path = tr.save()
+    ema_w = next(iter(tr.ema.module.phi.parameters()))
+    raw_w = next(iter(tr.model.phi.parameters()))
+    assert not torch.allclose(ema_w, raw_w)
+    for kind, want in (("auto", ema_w), ("ema", ema_w), ("raw", raw_w)):
+        tm = load_trained(path, "cpu", "fp32", False, kind)
+        assert torch.allclose(next(iter(tm.model.phi.parameters())), want), kind
+        assert tm.weights == ("model" if kind == "raw" else "model_ema")
+    off = Trainer(tiny(tmp_path / "off", "train.eta_pretrain_iterations=0", "train.iterations=1",
+                       "train.ema_decay=0"), progress=False)
+    off.train()
+    assert off.ema is None and off.inference_model is off.model
+    p_off = off.save()
+    assert load_trained(p_off, "cpu", "fp32", False).weights == "model"
+    with pytest.raises(ckpt.CheckpointError, match="no EMA weights"):
+        load_trained(p_off, "cpu", "fp32", False, "ema")
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
@@ -144,3 +191,15 @@ def test_ddp_two_gloo_processes_stay_in_sync(tmp_path):
     p1 = torch.load(tmp_path / "params_rank1.pt", weights_only=True)
     assert torch.allclose(p0, p1, atol=1e-6)  # averaged gradients keep replicas identical
     assert ckpt.latest_checkpoint(tmp_path / "checkpoints") is not None  # rank 0 wrote it
+
+
+@pytest.mark.parametrize("total", [1, 7, 100])
+def test_onecycle_lr_matches_torch_schedule(total):
+    from keypointgan.train.trainer import onecycle_lr
+
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, 2e-3, total_steps=total, cycle_momentum=False)
+    for step in range(1, total + 1):
+        assert onecycle_lr(step, total, 2e-3) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-9, abs=1e-15)
+        opt.step()
+        sched.step()

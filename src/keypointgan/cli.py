@@ -25,6 +25,12 @@ def _add_config_args(p: argparse.ArgumentParser, default: str = "cpu") -> None:
                    help="config overrides, e.g. train.iterations=500 model.image_size=128")
 
 
+def _add_weights_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", default="auto", choices=["auto", "ema", "raw"],
+                   help="auto: the EMA weights when the checkpoint has them (train.ema_decay), else the raw "
+                        "training weights (default: auto)")
+
+
 def _add_device_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
@@ -69,7 +75,7 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
         metrics = evaluate_run(a.checkpoint, out_dir=a.out, overrides=a.overrides, test_root=a.test_root,
                                test_labels=a.test_labels, batch_size=a.batch_size, progress=not a.quiet,
                                post_root=a.post_root, post_labels=a.post_labels, supervised=a.supervised,
-                               num_show=a.num_show)
+                               num_show=a.num_show, weights=a.weights)
     except CheckpointError as e:
         print(f"keypointgan evaluate: error: {e}", file=sys.stderr)
         return 2
@@ -104,7 +110,7 @@ def _cmd_predict(a: argparse.Namespace) -> int:
 
     path = predict(a.checkpoint, a.inputs, a.out, batch_size=a.batch_size, overlays=not a.no_overlays,
                    video_overlay=a.video_overlay, orient=not a.no_orient, device=a.device,
-                   precision=a.precision, progress=not a.quiet)
+                   precision=a.precision, progress=not a.quiet, weights=a.weights)
     print(f"keypoints: {path}")
     return 0
 
@@ -113,7 +119,7 @@ def _cmd_export(a: argparse.Namespace) -> int:
     from .infer.export import export
 
     res = export(a.checkpoint, a.out, formats=a.format, batch=a.batch, tolerance=a.tolerance,
-                 onnx_exporter=a.onnx_exporter)
+                 onnx_exporter=a.onnx_exporter, weights=a.weights)
     for fmt, path in res.files.items():
         print(f"{fmt}: {path}" + (f" (exporter: {res.onnx_exporter})" if fmt == "onnx" else ""))
     print(res.parity.describe())
@@ -123,14 +129,17 @@ def _cmd_export(a: argparse.Namespace) -> int:
 def _cmd_transfer(a: argparse.Namespace) -> int:
     from .infer.transfer import transfer
 
-    print(f"grid: {transfer(a.checkpoint, a.pose, a.appearance, a.out, device=a.device, precision=a.precision)}")
+    grid = transfer(a.checkpoint, a.pose, a.appearance, a.out, device=a.device, precision=a.precision,
+                    weights=a.weights)
+    print(f"grid: {grid}")
     return 0
 
 
 def _cmd_edit(a: argparse.Namespace) -> int:
     from .infer.transfer import edit
 
-    print(f"grid: {edit(a.checkpoint, a.image, a.move, a.out, device=a.device, precision=a.precision)}")
+    grid = edit(a.checkpoint, a.image, a.move, a.out, device=a.device, precision=a.precision, weights=a.weights)
+    print(f"grid: {grid}")
     return 0
 
 
@@ -185,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = add("evaluate", _cmd_evaluate, "score a trained model on labelled test data, next to baselines; "
                                        "writes metrics.json, per_image.csv and best_worst.png")
     q.add_argument("checkpoint", help="run folder or checkpoint folder")
+    _add_weights_arg(q)
     q.add_argument("--out", "-o", help="where to write metrics.json and pictures (default: RUN/eval)")
     q.add_argument("--test-root", help="folder of test videos/images (default: the labels' folder)")
     q.add_argument("--test-labels", help="COCO keypoint JSON of the test images (default: the run's test data)")
@@ -213,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = add("predict", _cmd_predict, "detect keypoints in images, folders or videos -> COCO JSON + overlays")
     q.add_argument("checkpoint", help="run folder or checkpoint folder")
+    _add_weights_arg(q)
     q.add_argument("inputs", nargs="+", help="image files, folders of images, or video files")
     q.add_argument("--out", "-o", required=True, help="output folder")
     q.add_argument("--batch-size", type=int, default=32)
@@ -225,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = add("export", _cmd_export, "export the detector (image -> keypoints, confidence) to ONNX and TorchScript")
     q.add_argument("checkpoint", help="run folder or checkpoint folder")
+    _add_weights_arg(q)
     q.add_argument("--out", "-o", required=True, help="output folder (detector.onnx, detector.pt, detector.json)")
     q.add_argument("--format", nargs="+", choices=["onnx", "torchscript"], default=["onnx", "torchscript"],
                    help="formats to write (default: both)")
@@ -237,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = add("transfer", _cmd_transfer, "render the pose of each --pose image with the appearance of each "
                                        "--appearance image (paper fig. 9)")
     q.add_argument("checkpoint", help="run folder or checkpoint folder")
+    _add_weights_arg(q)
     q.add_argument("--pose", nargs="+", required=True, metavar="IMG", help="images to take the pose from")
     q.add_argument("--appearance", nargs="+", required=True, metavar="IMG", help="images to take the appearance from")
     q.add_argument("--out", "-o", required=True, help="output folder (transfer.png, transfer.json)")
@@ -244,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = add("edit", _cmd_edit, "move keypoints of an image and regenerate it (paper fig. 10)")
     q.add_argument("checkpoint", help="run folder or checkpoint folder")
+    _add_weights_arg(q)
     q.add_argument("image", help="image to edit")
     q.add_argument("--move", action="append", required=True, metavar="NAME=DX,DY",
                    help="offset in normalised units (the crop spans [-1, 1]): l_wrist=+0.1,-0.2; "

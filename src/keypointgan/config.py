@@ -111,7 +111,9 @@ class TrainConfig:
     pool_size: int = 50
     iterations: int = 2000
     eta_pretrain_iterations: int = 500
-    eta_pretrain_lr: Optional[float] = None  # learning rate of eta pre-training; None = lr
+    eta_pretrain_lr: Optional[float] = None  # (peak) learning rate of eta pre-training; None = lr
+    eta_pretrain_schedule: str = "constant"  # "constant" (release) | "onecycle" (warm-up then cosine decay)
+    ema_decay: float = 0.99  # EMA of Phi/Psi/eta weights, evaluated instead of the raw ones; 0 = off
     eta_augment: bool = False  # random similarity transforms of prior poses for eta (not for D); see docs/results.md
     minutes: Optional[float] = None  # wall-clock budget for the joint stage (stops early)
     precision: str = "auto"  # "bf16" | "fp32" | "auto" (bf16 on CPUs with AMX/AVX-512-bf16 and on CUDA)

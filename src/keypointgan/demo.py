@@ -48,10 +48,12 @@ def reconstruction_grid(trainer: Trainer, n: int = 8, scale: int = 2) -> np.ndar
 
     batch = trainer.data.pair_batch(10**9)
     x, xa = trainer.runtime.tensor(batch["x"][:n]), trainer.runtime.tensor(batch["x_app"][:n])
-    trainer.model.eval()
+    model = trainer.inference_model
+    was_training = model.training
+    model.eval()
     with torch.no_grad(), trainer.runtime.autocast():
-        out = trainer.model(x, xa)
-    trainer.model.train()
+        out = model(x, xa)
+    model.train(was_training)
     rows = [x, xa, out.y.clamp(-1, 1), out.y_star, out.x_hat.clamp(-1, 1)]
     tiles = [np.kron(_to_uint8(r[i]), np.ones((scale, scale, 1), np.uint8)) for r in rows for i in range(len(x))]
     return make_grid(tiles, len(x))
@@ -83,7 +85,7 @@ def run_demo(out: str | Path = "runs/demo", minutes: float = 15.0, config: str =
     t_train = time.monotonic() - t0 - t_data - t_eta
 
     data, sk, size = trainer.data, trainer.skeleton, cfg.model.image_size
-    preds = predict_labelled(trainer.model, data.test, trainer.runtime, sk, trainer.eta_frozen, progress=progress)
+    preds = predict_labelled(trainer.inference_model, data.test, trainer.runtime, sk, trainer.eta_frozen, progress=progress)
     rows: list[tuple[str, dict[str, Any]]] = [
         ("KeypointGAN (unsupervised, L/R by pre-trained eta)", score(preds.oriented, preds.truth, sk, size)),
         ("KeypointGAN (unsupervised, raw)", score(preds.keypoints, preds.truth, sk, size)),
@@ -92,7 +94,7 @@ def run_demo(out: str | Path = "runs/demo", minutes: float = 15.0, config: str =
     post_note = ""
     if getattr(data, "train_labelled", None) is not None:
         labelled = SubsetSource.spread(data.train_labelled, ridge_images)
-        train_preds = predict_labelled(trainer.model, labelled, trainer.runtime, sk, trainer.eta_frozen)
+        train_preds = predict_labelled(trainer.inference_model, labelled, trainer.runtime, sk, trainer.eta_frozen)
         ridge, _ = ridge_post_processing(train_preds.oriented, train_preds.truth.keypoints, preds.oriented)
         rows.append(("KeypointGAN + supervised post-processing (ridge)", score(ridge, preds.truth, sk, size)))
         post_note = (f"Supervised post-processing: a linear map (least squares) fitted from predicted to true "

@@ -243,7 +243,8 @@ def _write_per_image(path: Path, preds: Predictions, errors: np.ndarray) -> None
 def evaluate_run(checkpoint: str | Path, out_dir: Optional[str | Path] = None, overrides: Sequence[str] = (),
                  test_root: Optional[str] = None, test_labels: Optional[str] = None, batch_size: int = 64,
                  progress: bool = True, post_root: Optional[str] = None, post_labels: Optional[str] = None,
-                 supervised: Optional[str | Path] = None, num_show: int = 8) -> dict[str, Any]:
+                 supervised: Optional[str | Path] = None, num_show: int = 8,
+                 weights: str = "auto") -> dict[str, Any]:
     """Score a run (see the module docstring); returns what ``metrics.json`` holds.
 
     ``checkpoint``: a run folder, its ``checkpoints/`` or one ``step_*`` folder.
@@ -252,7 +253,8 @@ def evaluate_run(checkpoint: str | Path, out_dir: Optional[str | Path] = None, o
     labels of your test images (else the run's test data). ``post_root``/``post_labels``:
     labelled training images for the ridge post-processing (synthetic runs have their
     own). ``supervised``: a supervised-baseline run to score on the same images.
-    ``progress``: progress bars and the printed table.
+    ``progress``: progress bars and the printed table. ``weights``: "auto" (the EMA
+    weights when the run has them), "ema" or "raw" (the last training weights).
     """
     from PIL import Image
 
@@ -261,7 +263,7 @@ def evaluate_run(checkpoint: str | Path, out_dir: Optional[str | Path] = None, o
     path, run_dir = resolve_run(checkpoint)
     meta = read_meta(path)
     cfg = run_config(meta, overrides)
-    tm = load_trained(path, cfg.train.device, cfg.train.precision, cfg.train.channels_last)
+    tm = load_trained(path, cfg.train.device, cfg.train.precision, cfg.train.channels_last, weights)
     sk, size = tm.skeleton, cfg.model.image_size
     method = "supervised" if meta.get("method") == "supervised" else "unsupervised"
     data = evaluation_data(cfg, sk, test_root, test_labels, post_root, post_labels)
@@ -303,6 +305,7 @@ def evaluate_run(checkpoint: str | Path, out_dir: Optional[str | Path] = None, o
     cats = {c: t.categories.count(c) for c in sorted(set(t.categories))}
     result: dict[str, Any] = {
         "checkpoint": meta["_folder"], "run": str(run_dir), "step": tm.step, "method": method,
+        "weights": tm.weights,
         "model": {"skeleton": sk.name, "num_keypoints": sk.num_keypoints, "image_size": size},
         "test": {"source": data["test_desc"], "num_images": len(t.ids), "images_per_category": cats},
         "orientation_correction": {"reference": "pre-trained eta" if tm.eta_pretrained is not None else None,
@@ -314,7 +317,8 @@ def evaluate_run(checkpoint: str | Path, out_dir: Optional[str | Path] = None, o
         "best_worst": {"picture": "best_worst.png", **{k: [described(i) for i in v] for k, v in picks.items()}},
         "files": ["metrics.json", "per_image.csv", "best_worst.png"] + (["ridge.json"] if "alpha" in post else []),
     }
-    result["summary"] = {"checkpoint": meta["_folder"], "step": tm.step, "test_images": len(t.ids),
+    result["summary"] = {"checkpoint": meta["_folder"], "step": tm.step, "weights": tm.weights,
+                         "test_images": len(t.ids),
                          "test_source": data["test_desc"],
                          **{key: {k: v.get(key) for k, v in methods.items()} for key in SUMMARY_KEYS},
                          "out_dir": str(out)}

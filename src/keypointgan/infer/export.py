@@ -55,9 +55,9 @@ class Detector(nn.Module):
                 keypoint_confidence(h, self.mode, self.temperature))
 
 
-def load_detector(checkpoint: PathLike) -> tuple[Detector, TrainedModel]:
+def load_detector(checkpoint: PathLike, weights: str = "auto") -> tuple[Detector, TrainedModel]:
     """The checkpoint's detector in fp32 eval mode on the CPU (NCHW), frozen."""
-    tm = load_model(checkpoint, device="cpu", precision="fp32", channels_last=False)
+    tm = load_model(checkpoint, device="cpu", precision="fp32", channels_last=False, weights=weights)
     return Detector(tm).float().eval().requires_grad_(False), tm
 
 
@@ -181,7 +181,7 @@ class ExportResult:
 
 
 def export(checkpoint: PathLike, out: PathLike, formats: Sequence[str] = FORMATS, batch: int = 2,
-           tolerance: float = 1e-4, onnx_exporter: str = "auto") -> ExportResult:
+           tolerance: float = 1e-4, onnx_exporter: str = "auto", weights: str = "auto") -> ExportResult:
     """Export the detector to ``out/detector.onnx`` and/or ``out/detector.pt``, then check parity.
 
     Also writes ``out/detector.json`` (image size, skeleton, conventions, parity
@@ -194,7 +194,7 @@ def export(checkpoint: PathLike, out: PathLike, formats: Sequence[str] = FORMATS
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
     out = Path(out)
-    det, tm = load_detector(checkpoint)
+    det, tm = load_detector(checkpoint, weights)
     example = example_batch(det.image_size, batch)
     files: dict[str, Path] = {}
     used = None

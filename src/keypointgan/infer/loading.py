@@ -25,11 +25,21 @@ class TrainedModel:
     eta_pretrained: Optional[nn.Module]
     runtime: Runtime
     step: int
+    weights: str = "model"  # which weights were loaded: "model_ema" or "model"
+
+
+WEIGHTS = ("auto", "ema", "raw")
 
 
 def load_trained(path: str | Path, device: str = "auto", precision: str = "auto",
-                 channels_last: bool = True) -> TrainedModel:
-    """The model of a checkpoint, in eval mode, with the config and skeleton it was trained with."""
+                 channels_last: bool = True, weights_kind: str = "auto") -> TrainedModel:
+    """The model of a checkpoint, in eval mode, with the config and skeleton it was trained with.
+
+    ``weights_kind``: "auto" takes the EMA weights when the checkpoint has them (the
+    trainer evaluates those), "ema" requires them, "raw" takes the last training weights.
+    """
+    if weights_kind not in WEIGHTS:
+        raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights_kind!r}")
     weights, _, meta = ckpt.load_checkpoint(path)
     if "config" not in meta or "skeleton" not in meta:
         raise ckpt.CheckpointError(f"{path}: checkpoint has no config/skeleton metadata (state.json)")
@@ -37,7 +47,11 @@ def load_trained(path: str | Path, device: str = "auto", precision: str = "auto"
     skeleton = Skeleton.from_dict(meta["skeleton"], source=f"{path} (state.json skeleton)")
     runtime = Runtime.create(device, precision, channels_last)
     model, _ = build_models(cfg, skeleton)
-    ckpt.load_module_state(model, "model", weights, str(path))
+    has_ema = any(k.startswith("model_ema.") for k in weights)
+    if weights_kind == "ema" and not has_ema:
+        raise ckpt.CheckpointError(f"{path}: checkpoint has no EMA weights (model_ema.*); use --weights raw")
+    prefix = "model_ema" if has_ema and weights_kind != "raw" else "model"
+    ckpt.load_module_state(model, prefix, weights, str(path))
     eta_pre = None
     if any(k.startswith("eta_pretrained.") for k in weights):
         eta_pre = copy.deepcopy(model.eta)
@@ -45,4 +59,4 @@ def load_trained(path: str | Path, device: str = "auto", precision: str = "auto"
         eta_pre = runtime.module(eta_pre).eval().requires_grad_(False)
     model = runtime.module(model).eval()
     step = int(meta.get("train_state", {}).get("step", 0))
-    return TrainedModel(cfg, skeleton, model, eta_pre, runtime, step)
+    return TrainedModel(cfg, skeleton, model, eta_pre, runtime, step, prefix)

@@ -51,10 +51,10 @@ def resolve_checkpoint(path: PathLike) -> Path:
 
 
 def load_model(checkpoint: PathLike, device: str = "auto", precision: str = "auto",
-               channels_last: bool = True) -> TrainedModel:
+               channels_last: bool = True, weights: str = "auto") -> TrainedModel:
     """:func:`load_trained` that also accepts a run folder (``RUN`` as written by ``train --out RUN``)."""
     return load_trained(resolve_checkpoint(checkpoint), device=device, precision=precision,
-                        channels_last=channels_last)
+                        channels_last=channels_last, weights_kind=weights)
 
 
 # -- model calls -------------------------------------------------------------------------
@@ -308,7 +308,7 @@ def _count_frames(sources: Sequence[Source]) -> Optional[int]:
 
 def predict(checkpoint: PathLike, inputs: Sequence[PathLike] | PathLike, out: PathLike, batch_size: int = 32,
             overlays: bool = True, video_overlay: bool = False, *, orient: bool = True, device: str = "auto",
-            precision: str = "auto", progress: bool = True) -> Path:
+            precision: str = "auto", progress: bool = True, weights: str = "auto") -> Path:
     """Detect keypoints in ``inputs``; write ``out/keypoints.json`` (COCO) and overlays; return the JSON path.
 
     - ``out/keypoints.json``: one image entry per image or video frame (``file_name``
@@ -325,7 +325,7 @@ def predict(checkpoint: PathLike, inputs: Sequence[PathLike] | PathLike, out: Pa
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     sources = collect_inputs(inputs)
     out = Path(out)
-    tm = load_model(checkpoint, device=device, precision=precision)
+    tm = load_model(checkpoint, device=device, precision=precision, weights=weights)
     size = tm.model.image_size
     res, batch, used = _Results(), [], set()  # type: ignore[var-annotated]
     bar = tqdm(total=_count_frames(sources), unit="img", desc="predicting", disable=not progress)

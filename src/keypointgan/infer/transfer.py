@@ -94,7 +94,7 @@ def transfer_images(tm: TrainedModel, pose: torch.Tensor, appearance: torch.Tens
 
 
 def transfer(checkpoint: PathLike, pose_images: Sequence[PathLike], appearance_images: Sequence[PathLike],
-             out: PathLike, *, device: str = "auto", precision: str = "auto") -> Path:
+             out: PathLike, *, device: str = "auto", precision: str = "auto", weights: str = "auto") -> Path:
     """Write ``out/transfer.png``: rows = appearance images, columns = pose images; returns its path.
 
     The header row shows the pose images with their detected skeletons, the header
@@ -102,7 +102,7 @@ def transfer(checkpoint: PathLike, pose_images: Sequence[PathLike], appearance_i
     """
     if not pose_images or not appearance_images:
         raise ValueError("transfer needs at least one pose image and one appearance image")
-    tm = load_model(checkpoint, device=device, precision=precision)
+    tm = load_model(checkpoint, device=device, precision=precision, weights=weights)
     size = tm.model.image_size
     pose_crops, _ = load_crops(pose_images, size)
     app_crops, _ = load_crops(appearance_images, size)
@@ -211,7 +211,7 @@ def edit_image(tm: TrainedModel, image: np.ndarray, moves: Sequence[Move | str])
 
 
 def edit(checkpoint: PathLike, image: PathLike, moves: Sequence[Move | str], out: PathLike, *,
-         device: str = "auto", precision: str = "auto") -> Path:
+         device: str = "auto", precision: str = "auto", weights: str = "auto") -> Path:
     """Write ``out/edit.png`` and return its path; also ``out/edited.png`` and ``out/edit.json``.
 
     The grid: input with its detected skeleton, beta(detected), beta(edited), the
@@ -222,7 +222,7 @@ def edit(checkpoint: PathLike, image: PathLike, moves: Sequence[Move | str], out
     if not moves:
         raise ValueError("edit needs at least one move, e.g. l_wrist=+0.1,-0.2")
     moves = [parse_move(m) if isinstance(m, str) else m for m in moves]  # syntax errors before loading
-    tm = load_model(checkpoint, device=device, precision=precision)
+    tm = load_model(checkpoint, device=device, precision=precision, weights=weights)
     r = edit_image(tm, read_image(image), moves)
     size, signed, sk = tm.model.image_size, tm.model.renderer.signed, tm.skeleton
     tiles = [_with_skeleton(r.crop, r.keypoints, sk),

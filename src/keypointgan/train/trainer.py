@@ -25,7 +25,7 @@ import copy
 import math
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -39,6 +39,7 @@ from ..models import build_models
 from ..data.prior import random_similarity
 from ..pose import get_skeleton
 from . import checkpoint as ckpt
+from .ema import ModelEMA
 from .distributed import DistInfo, all_reduce_mean, barrier, init_distributed, wrap
 from .logger import RunLogger
 from .pool import HistoryPool
@@ -57,11 +58,24 @@ class TrainState:
     step: int = 0
     elapsed: float = 0.0  # seconds of training so far, over all sessions of the run
     eta_pretrained: bool = False
-    history: list[dict[str, float]] = field(default_factory=list)
 
     @property
     def global_step(self) -> int:
         return self.eta_step + self.step
+
+
+def onecycle_lr(step: int, total: int, peak: float, warmup: float = 0.3, div: float = 25.0,
+                final_div: float = 1e4) -> float:
+    """Learning rate of 1-based ``step`` of ``total`` on a one-cycle schedule (the shape of
+    torch's OneCycleLR with cosine annealing), as a pure function of the step so that
+    resumed runs follow it exactly."""
+    start, end = peak / div, peak / div / final_div
+    n, up = step - 1, warmup * total - 1
+    if n <= up:
+        a, b, t = start, peak, n / up
+    else:
+        a, b, t = peak, end, (n - up) / (total - 1 - up)
+    return b + (a - b) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
 
 
 def _clip(params: list[nn.Parameter], max_norm: float) -> float:
@@ -75,7 +89,7 @@ def _check_finite(losses: dict[str, torch.Tensor], where: str, step: int) -> Non
     if bad:
         raise TrainingDiverged(
             f"{where} step {step}: non-finite loss in {', '.join(bad)} "
-            f"({', '.join(f'{k}={float(losses[k]):.4g}' for k in bad)}); stopped without saving this state. "
+            f"({', '.join(f'{k}={float(losses[k].detach()):.4g}' for k in bad)}); stopped without saving this state. "
             "Resume from the last checkpoint with a lower learning rate or precision=fp32."
         )
 
@@ -102,6 +116,7 @@ class Trainer:
         self.model = self.runtime.module(model)
         self.disc = self.runtime.module(disc)
         self.eta_frozen: Optional[nn.Module] = None
+        self.ema: Optional[ModelEMA] = None  # made when joint training starts (train.ema_decay > 0)
         self.rec_loss = build_reconstruction_loss(cfg.loss).to(self.runtime.device)
         t = cfg.train
         adam = dict(lr=t.lr, betas=tuple(t.betas))
@@ -165,13 +180,17 @@ class Trainer:
         """Stage 1: fit eta to invert beta on prior poses (eq. 7)."""
         total = self.cfg.train.eta_pretrain_iterations if iterations is None else iterations
         self.model.eta.train()
-        lr = self.cfg.train.eta_pretrain_lr or self.cfg.train.lr
-        for group in self.opt_eta.param_groups:
-            group["lr"] = lr
+        t = self.cfg.train
+        if t.eta_pretrain_schedule not in ("constant", "onecycle"):
+            raise ValueError(f"train.eta_pretrain_schedule must be constant or onecycle, got {t.eta_pretrain_schedule!r}")
+        peak = t.eta_pretrain_lr or t.lr
         bar = self._bar(total, self.state.eta_step, "eta pre-training")
         with self._sigint_guard():
             while self.state.eta_step < total and not self._should_stop(deadline):
                 step = self.state.eta_step + 1
+                lr = onecycle_lr(step, total, peak) if t.eta_pretrain_schedule == "onecycle" else peak
+                for group in self.opt_eta.param_groups:
+                    group["lr"] = lr
                 prior, visible = self._prior(step)
                 loss = self.eta_loss_prior(self._augment(prior, step), visible)
                 _check_finite({"eta_prior": loss}, "eta pre-training", step)
@@ -269,6 +288,8 @@ class Trainer:
         """Stage 2 (eq. 6): runs until ``iterations`` or the wall-clock ``deadline``."""
         if not self.state.eta_pretrained:
             self._freeze_pretrained_eta()  # no pre-training asked for: keep the initial eta as reference
+        if self.ema is None and self.cfg.train.ema_decay > 0:
+            self.ema = ModelEMA(self.model, self.cfg.train.ema_decay)
         total = self.cfg.train.iterations if iterations is None else iterations
         if self.cfg.train.minutes and deadline is None:
             deadline = time.monotonic() + 60 * self.cfg.train.minutes
@@ -278,6 +299,8 @@ class Trainer:
             while self.state.step < total and not self._should_stop(deadline):
                 scalars, tensors = self.train_step()
                 self.state.step += 1
+                if self.ema is not None:
+                    self.ema.update(self.model, self.state.step)
                 if self.dist.is_main and self.cfg.train.image_every and self.state.step % self.cfg.train.image_every == 0:
                     self._log_images(*tensors)
                 self._after_step("joint", scalars, bar, callback)
@@ -349,10 +372,17 @@ class Trainer:
                            training_grid(x, x_app, out.y, out.y_star, out.x_hat, self.model.render(prior[: x.shape[0]])))
 
     # -- checkpoints ------------------------------------------------------------------
+    @property
+    def inference_model(self) -> nn.Module:
+        """The weights to evaluate: the EMA when the run keeps one, else the raw model."""
+        return self.ema.module if self.ema is not None else self.model
+
     def _modules(self) -> dict[str, nn.Module]:
         mods: dict[str, nn.Module] = {"model": self.model, "disc": self.disc, "rec_loss": self.rec_loss}
         if self.eta_frozen is not None:
             mods["eta_pretrained"] = self.eta_frozen
+        if self.ema is not None:
+            mods["model_ema"] = self.ema.module
         return mods
 
     def save(self) -> Optional[Path]:
@@ -383,10 +413,14 @@ class Trainer:
         ckpt.load_module_state(self.disc, "disc", weights, str(root))
         if any(k.startswith("rec_loss.") for k in weights):
             ckpt.load_module_state(self.rec_loss, "rec_loss", weights, str(root))
-        self.state = TrainState(**meta["train_state"])
+        known = {f.name for f in fields(TrainState)}
+        self.state = TrainState(**{k: v for k, v in meta["train_state"].items() if k in known})
         if self.state.eta_pretrained:
             self.eta_frozen = copy.deepcopy(self.model.eta).eval().requires_grad_(False)
             ckpt.load_module_state(self.eta_frozen, "eta_pretrained", weights, str(root))
+        if any(k.startswith("model_ema.") for k in weights) and self.cfg.train.ema_decay > 0:
+            self.ema = ModelEMA(self.model, self.cfg.train.ema_decay)
+            ckpt.load_module_state(self.ema.module, "model_ema", weights, str(root))
         for name, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d), ("opt_eta", self.opt_eta)):
             ckpt.optimizer_from_tensors(name, opt, state, meta[name])
         self.pool.load_state_dict(ckpt.unflatten_state_dict("pool", state), dev)
