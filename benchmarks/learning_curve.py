@@ -79,6 +79,7 @@ def main() -> None:
 
     tr.train(deadline=t0 + 60 * a.minutes, callback=callback)
     evaluate(tr.state.step)
+    tr.save()  # for a look at the pictures: keypointgan evaluate OUT/run
     tr.close()
 
 

@@ -54,6 +54,7 @@ def test_demo_writes_a_report_with_metrics_and_pictures(tmp_path):
     summary = json.loads((report.parent / "summary.json").read_text())
     names = list(summary["metrics"])
     assert any("mean prior pose" in n for n in names) and any("ridge" in n for n in names)
+    assert any("EMA weights" in n for n in names) and any("last-step weights" in n for n in names)
     assert all(m["error_percent"] > 0 for m in summary["metrics"].values())
     assert summary["iterations"] >= 1 and summary["timing"]["total_s"] < 0.4 * 60 + 60
 

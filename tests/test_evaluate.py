@@ -58,6 +58,11 @@ def test_evaluate_run_writes_metrics_baselines_and_pictures(run):
     ev = out / "eval"
     saved = json.loads((ev / "metrics.json").read_text())
     assert saved["summary"] == res["summary"]
+    assert saved["weights"] == "model_ema"  # the run kept an EMA (train.ema_decay), evaluated by default
+    raw = evaluate_run(out, out_dir=out / "eval_raw", progress=False, num_show=3, weights="raw")
+    assert raw["weights"] == "model"
+    assert raw["methods"]["mean_pose"] == res["methods"]["mean_pose"]
+    assert raw["methods"]["unsupervised"]["error_percent"] != res["methods"]["unsupervised"]["error_percent"]
     assert set(saved["methods"]) == {"unsupervised", "unsupervised_raw", "mean_pose", "ridge_post_processing"}
     n = len(data.test)
     for m in saved["methods"].values():

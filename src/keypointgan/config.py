@@ -62,7 +62,7 @@ class LossConfig:
     vgg_weights: Optional[str] = None  # torchvision state dict (.pth/.safetensors) or MatConvNet .mat
     vgg_relu: bool = True  # paper/VGG semantics; the release omits ReLUs between VGG convs
     running_mean_momentum: float = 0.99
-    normalize_fallback: bool = False  # divide the laplacian fallback's levels by running means (hurt learning: docs/results.md)
+    normalize_fallback: bool = False  # divide the laplacian fallback's levels by running means, as eq. 4's VGG terms (cpu, release presets: on)
     adv_weight: float = 10.0  # lambda of eq. 6
     rec_weight: float = 1.0  # eq. 6 weighs reconstruction by 1; the release by 10
     eta_prior_weight: float = 0.9  # release 0.9; paper F.2 writes 1
@@ -124,7 +124,8 @@ class TrainConfig:
     log_every: int = 10
     image_every: int = 200
     checkpoint_every: int = 250
-    eval_every: int = 0
+    eval_every: int = 0  # joint steps between test-error logs (eval/* scalars); 0 = never. Logged only:
+    eval_images: int = 256  # never used to pick weights (test images, evenly spread)
 
 
 @dataclass

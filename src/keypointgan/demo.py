@@ -59,6 +59,23 @@ def reconstruction_grid(trainer: Trainer, n: int = 8, scale: int = 2) -> np.ndar
     return make_grid(tiles, len(x))
 
 
+def eta_iterations_for(trainer: Trainer, seconds: float) -> int:
+    """eta pre-training iterations that fit in ``seconds`` (at most the config's), from a timed
+    forward/backward that changes no weights: a one-cycle schedule must know its length."""
+    cap = trainer.cfg.train.eta_pretrain_iterations
+    if cap <= 0:
+        return 0
+    prior, visible = trainer._prior(0)
+    per = []
+    for _ in range(2):  # the first call pays for kernel selection
+        t = time.perf_counter()
+        trainer.eta_loss_prior(prior, visible).backward()
+        per.append(time.perf_counter() - t)
+    trainer.opt_eta.zero_grad(set_to_none=True)
+    step_s = per[-1] * 1.15  # + optimiser step and logging
+    return max(1, min(cap, int(seconds / step_s)))
+
+
 def _save_png(arr: np.ndarray, path: Path) -> str:
     from PIL import Image
 
@@ -78,7 +95,9 @@ def run_demo(out: str | Path = "runs/demo", minutes: float = 15.0, config: str =
     trainer = Trainer(cfg, out_dir=out / "run", progress=progress)
     reserve = max(min(30.0, 0.3 * budget), reserve_share * budget)
     t_data = time.monotonic() - t0
-    trainer.pretrain_eta(deadline=min(deadline - reserve, time.monotonic() + eta_share * budget))
+    eta_budget = eta_share * budget
+    trainer.pretrain_eta(iterations=eta_iterations_for(trainer, eta_budget),
+                         deadline=min(deadline - reserve, time.monotonic() + eta_budget))
     t_eta = time.monotonic() - t0 - t_data
     trainer.train(deadline=deadline - reserve)
     trainer.save()
@@ -86,11 +105,16 @@ def run_demo(out: str | Path = "runs/demo", minutes: float = 15.0, config: str =
 
     data, sk, size = trainer.data, trainer.skeleton, cfg.model.image_size
     preds = predict_labelled(trainer.inference_model, data.test, trainer.runtime, sk, trainer.eta_frozen, progress=progress)
+    ema_note = "EMA weights" if trainer.ema is not None else "last-step weights"
     rows: list[tuple[str, dict[str, Any]]] = [
-        ("KeypointGAN (unsupervised, L/R by pre-trained eta)", score(preds.oriented, preds.truth, sk, size)),
-        ("KeypointGAN (unsupervised, raw)", score(preds.keypoints, preds.truth, sk, size)),
+        (f"KeypointGAN (unsupervised, {ema_note}, L/R by pre-trained eta)", score(preds.oriented, preds.truth, sk, size)),
+        (f"KeypointGAN (unsupervised, {ema_note}, no L/R correction)", score(preds.keypoints, preds.truth, sk, size)),
         ("mean prior pose", mean_pose_baseline(data.prior, preds.truth, sk, size)),
     ]
+    if trainer.ema is not None:
+        last = predict_labelled(trainer.model, data.test, trainer.runtime, sk, trainer.eta_frozen)
+        rows.append(("KeypointGAN (unsupervised, last-step weights, L/R by pre-trained eta)",
+                     score(last.oriented, last.truth, sk, size)))
     post_note = ""
     if getattr(data, "train_labelled", None) is not None:
         labelled = SubsetSource.spread(data.train_labelled, ridge_images)
@@ -120,19 +144,26 @@ def run_demo(out: str | Path = "runs/demo", minutes: float = 15.0, config: str =
     base = rows[2][1]["error_percent"]
     sections = [
         ("Result", f"<p>Mean keypoint error on {len(data.test)} held-out test frames: <b>{main:.2f}%</b> of the image "
-                   f"size, against <b>{base:.2f}%</b> for the mean prior pose. "
+                   f"size, against <b>{base:.2f}%</b> for the mean prior pose ({ema_note}; "
+                   f"train.ema_decay={cfg.train.ema_decay}). "
                    f"{trainer.state.eta_step} eta pre-training and {trainer.state.step} joint iterations in "
                    f"{total / 60:.1f} minutes on {html.escape(_machine())} ({trainer.runtime.describe()}).</p>"),
         ("Metrics", metrics_table(rows, COLUMNS) + f"<p class=note>{post_note} Error %: mean Euclidean distance as a "
                     "percentage of the image size, per frame, averaged per activity then over activities (Simplified "
-                    "Human3.6M protocol).</p>"),
+                    "Human3.6M protocol). EMA weights: an exponential moving average of Phi, Psi and eta over "
+                    "training; GAN training oscillates and the last-step weights move by several points between "
+                    "evaluations (curves below).</p>"),
         ("Per activity (error %)", category_table(rows)),
         ("Test predictions", f"<p class=note>green: predicted skeleton; red: ground truth.</p><img src='{grid}'>"),
         ("Reconstructions", "<p class=note>rows: x, x' (appearance), Phi(x), beta(eta(Phi(x))), "
                             f"Psi(beta(eta(Phi(x))), x').</p><img src='{recon}'>"),
     ]
     if has_curves:
-        sections.append(("Losses", "<img src='losses.png'>"))
+        sections.append(("Training curves", "<p class=note>Losses per stage and, every train.eval_every joint "
+                                            "iterations, the test error of the EMA and last-step weights on "
+                                            f"{cfg.train.eval_images} test frames (logged for watching only; the "
+                                            "weights evaluated above do not depend on it).</p>"
+                                            "<img src='losses.png'>"))
     sections.append(("Timing", metrics_table([("seconds", timing)], [(k, k) for k in timing])))
     trainer.close()
     return write_report(rdir, "keypointgan demo report", sections, summary)

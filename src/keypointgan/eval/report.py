@@ -37,7 +37,7 @@ def plot_losses(out_dir: str | Path, path: str | Path) -> bool:
     stages: dict[str, dict[str, tuple[list[int], list[float]]]] = {}
     for r in records:
         for k, v in r["scalars"].items():
-            if "norm" in k:
+            if "norm" in k or "pck" in k:
                 continue
             xs, ys = stages.setdefault(r["stage"], {}).setdefault(k, ([], []))
             xs.append(r["step"])
@@ -46,12 +46,13 @@ def plot_losses(out_dir: str | Path, path: str | Path) -> bool:
     for ax, (stage, series) in zip(axes[0], stages.items()):
         for k, (xs, ys) in sorted(series.items()):
             ys_arr = np.asarray(ys)
-            w = max(1, len(ys_arr) // 50)
+            w = 1 if stage == "eval" else max(1, len(ys_arr) // 50)
             smooth = np.convolve(ys_arr, np.ones(w) / w, mode="valid")
             ax.plot(xs[w - 1:], smooth, label=k)
-        ax.set_title(stage)
+        ax.set_title("test error % (eval)" if stage == "eval" else stage)
         ax.set_xlabel("step")
-        ax.set_yscale("log")
+        if stage != "eval":
+            ax.set_yscale("log")
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -11,7 +11,8 @@
    Three Adam optimisers, gradient-norm clipping on each.
 
 A frozen copy of the pre-trained eta is kept for the left/right orientation correction
-at evaluation (appendix F.2).
+at evaluation (appendix F.2). An exponential moving average of Phi, Psi and eta
+(``train.ema_decay``) is what evaluation and inference use: the raw weights oscillate.
 
 Runs stop cleanly on Ctrl-C (checkpoint, then exit), refuse to continue on NaN/inf
 losses (the last good checkpoint stays), and resume exactly: every random draw of a
@@ -117,6 +118,8 @@ class Trainer:
         self.disc = self.runtime.module(disc)
         self.eta_frozen: Optional[nn.Module] = None
         self.ema: Optional[ModelEMA] = None  # made when joint training starts (train.ema_decay > 0)
+        self._eval_set: Any = None  # test images of log_test_error, chosen once
+        self._deadline: Optional[float] = None
         self.rec_loss = build_reconstruction_loss(cfg.loss).to(self.runtime.device)
         t = cfg.train
         adam = dict(lr=t.lr, betas=tuple(t.betas))
@@ -185,6 +188,7 @@ class Trainer:
             raise ValueError(f"train.eta_pretrain_schedule must be constant or onecycle, got {t.eta_pretrain_schedule!r}")
         peak = t.eta_pretrain_lr or t.lr
         bar = self._bar(total, self.state.eta_step, "eta pre-training")
+        self._deadline = deadline  # the progress bar shows the time left
         with self._sigint_guard():
             while self.state.eta_step < total and not self._should_stop(deadline):
                 step = self.state.eta_step + 1
@@ -223,6 +227,9 @@ class Trainer:
             c = self.cfg.loss
             loss = c.adv_weight * adv + c.rec_weight * rec
             losses = {"g_adv": adv, "g_rec": rec, "g_total": loss}
+            raw = getattr(self.rec_loss, "last_raw_terms", None)
+            if raw is not None:  # the loss divides its terms by running means: log their raw mean too
+                losses["g_rec_raw"] = raw.mean()
             _check_finite(losses, "generator", self.state.step + 1)
             self.opt_g.zero_grad(set_to_none=True)
             loss.backward()
@@ -295,6 +302,7 @@ class Trainer:
             deadline = time.monotonic() + 60 * self.cfg.train.minutes
         # a time-bounded run shows its count and speed, not an ETA for an iteration cap it will not reach
         bar = self._bar(None if deadline is not None else total, self.state.step, "KeypointGAN")
+        self._deadline = deadline  # the progress bar shows the time left
         with self._sigint_guard():
             while self.state.step < total and not self._should_stop(deadline):
                 scalars, tensors = self.train_step()
@@ -303,8 +311,35 @@ class Trainer:
                     self.ema.update(self.model, self.state.step)
                 if self.dist.is_main and self.cfg.train.image_every and self.state.step % self.cfg.train.image_every == 0:
                     self._log_images(*tensors)
+                if self.cfg.train.eval_every and self.state.step % self.cfg.train.eval_every == 0:
+                    self.log_test_error()
                 self._after_step("joint", scalars, bar, callback)
         bar.close()
+
+    def log_test_error(self) -> dict[str, float]:
+        """Test error (%) and PCK@0.1 of the EMA and raw weights on ``train.eval_images`` test
+        images, logged as ``eval/*`` scalars (rank 0; nothing when the data has no test labels).
+
+        For watching a run only: the weights a run keeps never depend on these numbers.
+        """
+        test = getattr(self.data, "test", None)
+        if not self.dist.is_main or test is None or len(test) == 0:
+            return {}
+        from ..data.base import SubsetSource
+        from ..eval.evaluator import mean_pose_baseline, predict_labelled, score
+
+        if self._eval_set is None:
+            self._eval_set = SubsetSource.spread(test, self.cfg.train.eval_images)
+        sk, size = self.skeleton, self.cfg.model.image_size
+        models = [("ema", self.ema.module)] if self.ema is not None else []
+        out: dict[str, float] = {}
+        for name, m in models + [("raw", self.model)]:
+            p = predict_labelled(m, self._eval_set, self.runtime, sk, self.eta_frozen)
+            s = score(p.oriented, p.truth, sk, size)
+            out[f"{name}_error_percent"], out[f"{name}_pck@0.1"] = s["error_percent"], s["pck@0.1"]
+        out["mean_pose_error_percent"] = mean_pose_baseline(self.data.prior, p.truth, sk, size)["error_percent"]
+        self.logger.scalars(self.state.global_step, "eval", out)
+        return out
 
     # -- the loop's bookkeeping ---------------------------------------------------------
     def _should_stop(self, deadline: Optional[float]) -> bool:
@@ -318,7 +353,11 @@ class Trainer:
         gstep = self.state.global_step
         if bar is not None:
             bar.update(1)
-            bar.set_postfix({k: f"{v:.3g}" for k, v in scalars.items() if "norm" not in k}, refresh=False)
+            post = {k: f"{v:.3g}" for k, v in scalars.items() if "norm" not in k}
+            if self._deadline is not None:
+                left = max(0, int(self._deadline - now))
+                post["left"] = f"{left // 60}:{left % 60:02d}"
+            bar.set_postfix(post, refresh=False)
         if t.log_every and gstep % t.log_every == 0:
             self.logger.scalars(gstep, stage, scalars)
         if callback is not None:
