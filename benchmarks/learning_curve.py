@@ -20,8 +20,6 @@ from pathlib import Path
 import torch
 
 from keypointgan.config import load_config
-from keypointgan.data.base import SubsetSource
-from keypointgan.eval.evaluator import mean_pose_baseline, predict_labelled, score
 from keypointgan.train.trainer import Trainer
 
 
@@ -38,15 +36,12 @@ def main() -> None:
 
     out = Path(a.out)
     cfg = load_config(a.config, list(a.overrides) + [f"out_dir={out / 'run'}", "train.checkpoint_every=0",
-                                                      "train.image_every=0"])
+                                                      "train.image_every=0", "train.eval_every=0",
+                                                      f"train.eval_images={a.test_images}"])
     tr = Trainer(cfg, out_dir=out / "run", progress=False)
-    sk, size = tr.skeleton, cfg.model.image_size
-    test = SubsetSource.spread(tr.data.test, a.test_images)
     t0 = time.monotonic()
     tr.pretrain_eta(deadline=t0 + 60 * a.eta_minutes)
-    truth = predict_labelled(tr.model, test, tr.runtime, sk).truth
-    base = mean_pose_baseline(tr.data.prior, truth, sk, size)["error_percent"]
-    print(f"eta pre-training: {tr.state.eta_step} its; mean pose {base:.2f}%", flush=True)
+    print(f"eta pre-training: {tr.state.eta_step} iterations", flush=True)
     val = [tr.data.pair_batch(10**9 + i) for i in range(4)]
     log = (out / "curve.jsonl").open("w")
 
@@ -63,12 +58,10 @@ def main() -> None:
         return total / len(val)
 
     def evaluate(step: int) -> None:
-        row = {"step": step, "minutes": (time.monotonic() - t0) / 60, "mean_pose": base}
-        models = [("model", tr.model)] + ([("ema", tr.ema.module)] if tr.ema is not None else [])
-        for name, m in models:
-            p = predict_labelled(m, test, tr.runtime, sk, tr.eta_frozen)
-            row[name] = score(p.oriented, p.truth, sk, size)["error_percent"]
-            row[f"{name}_val_rec"] = val_rec(m)
+        errors = tr.log_test_error()  # the trainer's own periodic evaluation (EMA, last-step, mean pose)
+        row = {"step": step, "minutes": (time.monotonic() - t0) / 60, **errors, "raw_val_rec": val_rec(tr.model)}
+        if tr.ema is not None:
+            row["ema_val_rec"] = val_rec(tr.ema.module)
         print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
         log.write(json.dumps(row) + "\n")
         log.flush()

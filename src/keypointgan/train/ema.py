@@ -33,7 +33,7 @@ class ModelEMA:
     def update(self, model: nn.Module, updates: int) -> None:
         """Blend ``model`` in; ``updates`` counts the calls so far (the joint step)."""
         w = 1.0 - ema_decay_at(self.decay, updates)
-        for (name, e), p in zip(self.module.state_dict().items(), model.state_dict().values()):
+        for e, p in zip(self.module.state_dict().values(), model.state_dict().values()):
             if e.dtype.is_floating_point:
                 e.lerp_(p.detach().to(e.dtype), w)
             else:
