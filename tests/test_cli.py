@@ -3,8 +3,10 @@
 import json
 
 import pytest
+import torch
 
 from keypointgan.cli import build_parser, main
+from keypointgan.config import load_config
 from test_train import TINY
 
 
@@ -74,3 +76,21 @@ def test_synth_writes_own_data_that_trains_and_evaluates_from_folders(tmp_path):
     assert main(["evaluate", str(run), "-q"]) == 0
     metrics = json.loads((run / "eval" / "metrics.json").read_text())
     assert metrics["methods"]["unsupervised"]["num_images"] > 0
+
+
+def test_demo_fits_eta_pretraining_to_its_time_share(tmp_path):
+    from keypointgan.demo import eta_iterations_for
+    from keypointgan.train.trainer import Trainer
+
+    cfg = load_config("demo", TINY + [f"out_dir={tmp_path}", "train.eta_pretrain_iterations=50"])
+    tr = Trainer(cfg, progress=False)
+    before = [p.detach().clone() for p in tr.model.eta.parameters()]
+    assert eta_iterations_for(tr, 1e-6) == 1  # no time: one step, not zero or negative
+    assert eta_iterations_for(tr, 1e6) == 50  # plenty of time: the config's cap
+    assert all(torch.equal(a, p) for a, p in zip(before, tr.model.eta.parameters()))  # timing trains nothing
+    assert all(p.grad is None for p in tr.model.eta.parameters())
+    tr.cfg.train.eta_pretrain_iterations = 0
+    assert eta_iterations_for(tr, 1e6) == 0  # pre-training switched off stays off
+    tr.cfg.train.eta_pretrain_schedule = "cosine"
+    with pytest.raises(ValueError, match="eta_pretrain_schedule"):
+        tr.pretrain_eta(iterations=1)
