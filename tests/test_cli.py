@@ -91,6 +91,3 @@ def test_demo_fits_eta_pretraining_to_its_time_share(tmp_path):
     assert all(p.grad is None for p in tr.model.eta.parameters())
     tr.cfg.train.eta_pretrain_iterations = 0
     assert eta_iterations_for(tr, 1e6) == 0  # pre-training switched off stays off
-    tr.cfg.train.eta_pretrain_schedule = "cosine"
-    with pytest.raises(ValueError, match="eta_pretrain_schedule"):
-        tr.pretrain_eta(iterations=1)

@@ -97,6 +97,15 @@ def test_ema_averages_weights_with_warm_up():
         ModelEMA(net, 1.0)
 
 
+@pytest.mark.parametrize("option", ["train.ema_decay=1.0", "train.ema_decay=-0.5", "train.eta_pretrain_schedule=cosine"])
+def test_bad_training_options_are_refused_before_training(tmp_path, option):
+    from keypointgan.config import ConfigError
+
+    with pytest.raises(ConfigError, match=option.split("=")[0]):
+        Trainer(tiny(tmp_path, option), progress=False)
+    assert not (tmp_path / "checkpoints").exists()  # nothing written, nothing trained
+
+
 def test_periodic_test_error_is_logged_for_ema_and_raw_weights(tmp_path):
     tr = Trainer(tiny(tmp_path, "train.eta_pretrain_iterations=0", "train.iterations=4", "train.eval_every=2",
                       "train.eval_images=8"), progress=False)

@@ -33,7 +33,7 @@ from typing import Any, Callable, Optional
 import torch
 from torch import nn
 
-from ..config import Config, save_config
+from ..config import Config, ConfigError, save_config
 from ..losses import (build_reconstruction_loss, eta_cycle_loss, eta_prior_loss, lsgan_discriminator_loss,
                       lsgan_generator_loss)
 from ..models import build_models
@@ -79,6 +79,15 @@ def onecycle_lr(step: int, total: int, peak: float, warmup: float = 0.3, div: fl
     return b + (a - b) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
 
 
+def _check_train_options(cfg: Config) -> None:
+    """Refuse bad training options at start-up, not after minutes of eta pre-training."""
+    t = cfg.train
+    if t.eta_pretrain_schedule not in ("constant", "onecycle"):
+        raise ConfigError(f"train.eta_pretrain_schedule must be constant or onecycle, got {t.eta_pretrain_schedule!r}")
+    if not 0.0 <= t.ema_decay < 1.0:
+        raise ConfigError(f"train.ema_decay must be in [0, 1) (0 turns the EMA off), got {t.ema_decay}")
+
+
 def _clip(params: list[nn.Parameter], max_norm: float) -> float:
     if max_norm <= 0:
         return float("nan")
@@ -100,6 +109,7 @@ class Trainer:
 
     def __init__(self, cfg: Config, out_dir: str | Path | None = None, resume: bool = False,
                  data: Any = None, progress: bool = True) -> None:
+        _check_train_options(cfg)
         self.cfg = cfg
         self.out_dir = Path(out_dir or cfg.out_dir)
         self.runtime = Runtime.create(cfg.train.device, cfg.train.precision, cfg.train.channels_last,
@@ -184,8 +194,6 @@ class Trainer:
         total = self.cfg.train.eta_pretrain_iterations if iterations is None else iterations
         self.model.eta.train()
         t = self.cfg.train
-        if t.eta_pretrain_schedule not in ("constant", "onecycle"):
-            raise ValueError(f"train.eta_pretrain_schedule must be constant or onecycle, got {t.eta_pretrain_schedule!r}")
         peak = t.eta_pretrain_lr or t.lr
         bar = self._bar(total, self.state.eta_step, "eta pre-training")
         self._deadline = deadline  # the progress bar shows the time left
