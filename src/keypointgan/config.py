@@ -50,6 +50,7 @@ class ModelConfig:
     disc_width: int = 64
     disc_first_norm: bool = False  # release/CycleGAN: no norm on the first layer; paper table: InstanceNorm
     disc_resize: str = "bilinear"  # how the input is shrunk to each scale: "bilinear" (release) or "area" (avg-pool)
+    disc_minibatch_std: int = 0  # >= 2: ProGAN minibatch-std channel over groups of this size (beyond the paper); 0 = off
     init_std: float = 0.02
 
 
@@ -85,6 +86,8 @@ class DataConfig:
     frame_gap: list[int] = field(default_factory=lambda: [5, 30])  # x' is 5..30 frames from x
     pair_order: str = "sorted"  # "sorted" (release: x the earlier frame, x' the later) or "random"
     tps: bool = False  # pairs by thin-plate-spline warps (image-only datasets)
+    pair_warp: str = "none"  # "tps": frame pairs warped too (x affine, x' affine + TPS); beyond the paper, docs/results.md
+    warp_scale: float = 1.0  # multiplies every sd of the TPS / pair warps (1 = the release's distribution)
     max_frames: Optional[int] = None  # own videos: use at most this many frames of each
     test_crop: str = "center"  # labelled test images: "center" (shorter side) or "bbox" (+ bbox_margin)
     bbox_margin: float = 0.25  # square side = max(w, h) * (1 + margin) around a COCO bbox

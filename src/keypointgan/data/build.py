@@ -15,7 +15,8 @@ import torch
 from ..config import Config
 from ..pose import Skeleton
 from .base import DataError
-from .pairs import PairSampler, TPSPairSampler
+from .pairs import PairSampler, TPSPairSampler, WarpedPairSampler
+from .tps import TPSParams, scaled
 from .prior import PriorPoses, PriorSampler, load_prior
 
 
@@ -52,10 +53,16 @@ def _subset(prior: PriorPoses, cfg: Config) -> PriorPoses:
 def _samplers(train: Any, prior: PriorPoses, cfg: Config, rank: int) -> tuple[Any, PriorSampler]:
     seed = cfg.train.seed + 1000 * rank
     b = cfg.train.batch_size
-    if cfg.data.tps:
-        pairs: Any = TPSPairSampler(train, b, seed=seed)
+    d = cfg.data
+    if d.pair_warp not in ("none", "tps"):
+        raise DataError(f"data.pair_warp must be none or tps, got {d.pair_warp!r}")
+    params = scaled(TPSParams(), d.warp_scale)
+    if d.tps:
+        pairs: Any = TPSPairSampler(train, b, seed=seed, params=params)
     else:
-        pairs = PairSampler(train, b, cfg.data.frame_gap, seed=seed, order=cfg.data.pair_order)
+        pairs = PairSampler(train, b, d.frame_gap, seed=seed, order=d.pair_order)
+        if d.pair_warp == "tps":
+            pairs = WarpedPairSampler(pairs, params)
     return pairs, PriorSampler(prior, b, seed=seed)
 
 

@@ -28,11 +28,11 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from .base import DataError, VideoSource
-from .tps import TPSParams, random_pair
+from .tps import TPSParams, random_pair, sample_affine, sample_kernel_weights, warp
 
 log = logging.getLogger("keypointgan.data")
 
-PAIR_STREAM, TPS_STREAM, PRIOR_STREAM = 1, 2, 3
+PAIR_STREAM, TPS_STREAM, PRIOR_STREAM, PAIR_WARP_STREAM = 1, 2, 3, 4
 ORDERS = ("sorted", "random")
 
 
@@ -174,3 +174,37 @@ class TPSPairSampler(_SeededSampler):
         # a second, independent generator for the warps, so indices(step) stays cheap to recompute
         x, x_app = random_pair(frames, step_rng(self.seed, step, self.stream + 100), self.params)
         return {"x": x, "x_app": x_app}
+
+
+class WarpedPairSampler:
+    """Frame pairs with random warps on top: ``x = g1(frame_a)``, ``x' = g2(frame_b)``.
+
+    ``g1`` is affine and ``g2`` affine + TPS (the TPS sampler's distribution, every sd
+    times ``data.warp_scale``), drawn independently per item. Beyond the paper, which
+    warps only image-only data: when a video's frames barely differ (a face talking, a
+    tracked crop of a walking person), Psi can copy most of x from x' and the pose gets
+    little gradient; warping x' away from x leaves the skeleton as the only source of
+    x's geometry. Keypoints stay consistent: nothing is labelled, and x and its
+    reconstruction target are the same warped image.
+    """
+
+    stream = PAIR_WARP_STREAM
+
+    def __init__(self, pairs: PairSampler, params: TPSParams = TPSParams()) -> None:
+        self.pairs, self.params = pairs, params
+
+    @property
+    def source(self) -> Any:
+        return self.pairs.source
+
+    def batch(self, step: int) -> dict[str, torch.Tensor]:
+        b = self.pairs.batch(step)
+        rng, p, n = step_rng(self.pairs.seed, step, self.stream), self.params, self.pairs.batch_size
+        a1, a2, w2 = sample_affine(n, p, rng), sample_affine(n, p, rng), sample_kernel_weights(n, p, rng)
+        return {"x": warp(b["x"], a1, None, p.grid), "x_app": warp(b["x_app"], a2, w2, p.grid)}
+
+    def state_dict(self) -> dict[str, int]:
+        return self.pairs.state_dict()
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.pairs.load_state_dict(state)

@@ -39,6 +39,14 @@ class TPSParams:
     warp_sd: tuple[float, float] = (0.0005, 0.005)  # TPS kernel weights: base sd, extra sd on a random half
 
 
+def scaled(params: TPSParams, factor: float) -> TPSParams:
+    """``params`` with every standard deviation multiplied by ``factor`` (0: the identity)."""
+    if factor < 0:
+        raise ValueError(f"warp scale must be >= 0, got {factor}")
+    return TPSParams(params.grid, params.rotation_sd * factor, params.scale_sd * factor,
+                     params.translation_sd * factor, tuple(w * factor for w in params.warp_sd))
+
+
 IDENTITY = TPSParams(rotation_sd=0.0, scale_sd=0.0, translation_sd=0.0, warp_sd=(0.0, 0.0))
 
 

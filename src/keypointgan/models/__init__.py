@@ -21,7 +21,7 @@ from .psi import ConditionalDecoder
 def build_discriminator(model: ModelConfig, init: bool = True) -> MultiScaleDiscriminator:
     """The multi-scale skeleton discriminator D_Y of ``model`` (checks every scale fits)."""
     d = MultiScaleDiscriminator(model.image_size, model.disc_scales, 1, model.disc_width, model.disc_layers,
-                                "instance", model.disc_first_norm, model.disc_resize)
+                                "instance", model.disc_first_norm, model.disc_resize, model.disc_minibatch_std)
     return init_weights(d, model.init_std) if init else d
 
 

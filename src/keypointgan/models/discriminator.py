@@ -8,6 +8,13 @@ InstanceNorm (no affine) and LeakyReLU 0.2. The first layer has no norm, as in
 CycleGAN and the release; the paper's table shows InstanceNorm on it too
 (``first_norm=True`` / ``ModelConfig.disc_first_norm``).
 
+``minibatch_std`` (beyond the paper; ProGAN's minibatch standard deviation) appends,
+after the stride-2 layers, one channel holding the feature std over groups of that
+many consecutive samples: a batch of one skeleton repeated is then told apart from a
+batch of prior poses, which a per-sample PatchGAN cannot do (mode collapse to the
+mean pose satisfies it). Groups are consecutive so a batch ``cat([real, fake])`` with
+both halves a multiple of the group size never mixes the two.
+
 The multi-scale wrapper resizes the input to each scale (bilinear without
 antialiasing, as the release; or ``"area"``, i.e. average pooling) and returns the
 list of score maps, full scale first.
@@ -16,6 +23,8 @@ list of score maps, full scale first.
 from __future__ import annotations
 
 from typing import Sequence
+
+import math
 
 import torch
 from torch import nn
@@ -51,11 +60,35 @@ def max_patchgan_layers(size: int) -> int:
     return n
 
 
+class MinibatchStd(nn.Module):
+    """``(B, C, H, W) -> (B, C + 1, H, W)``: appends the mean feature std over groups of
+    ``group`` consecutive samples (``gcd(group, B)`` when ``group`` does not divide B)."""
+
+    def __init__(self, group: int) -> None:
+        super().__init__()
+        if group < 2:
+            raise ValueError(f"MinibatchStd: group must be >= 2, got {group}")
+        self.group = group
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        g = math.gcd(self.group, b)
+        if g < 2:
+            return torch.cat([x, x.new_zeros(b, 1, h, w)], dim=1)
+        grouped = x.float().reshape(b // g, g, *x.shape[1:])
+        std = (grouped.var(dim=1, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (B/g,)
+        feat = std.repeat_interleave(g).reshape(b, 1, 1, 1).expand(b, 1, h, w).to(x.dtype)
+        return torch.cat([x, feat], dim=1)
+
+    def extra_repr(self) -> str:
+        return f"group={self.group}"
+
+
 class PatchGAN(nn.Module):
     """``forward(y (B,C,s,s)) -> scores (B,1,s',s')``; s' = 14 for s = 128 with 3 layers."""
 
     def __init__(self, in_channels: int = 1, ndf: int = 64, n_layers: int = 3, norm: str = "instance",
-                 first_norm: bool = False) -> None:
+                 first_norm: bool = False, minibatch_std: int = 0) -> None:
         super().__init__()
         check_norm(norm)
         if n_layers < 1:
@@ -65,7 +98,11 @@ class PatchGAN(nn.Module):
         layers = [conv_block(in_channels, widths[0], 4, 2, norm if first_norm else "none", "lrelu", padding=1)]
         for i in range(1, n_layers):
             layers.append(conv_block(widths[i - 1], widths[i], 4, 2, norm, "lrelu", padding=1))
-        layers.append(conv_block(widths[n_layers - 1], widths[n_layers], 4, 1, norm, "lrelu", padding=1))
+        extra = 0
+        if minibatch_std:
+            layers.append(MinibatchStd(minibatch_std))
+            extra = 1
+        layers.append(conv_block(widths[n_layers - 1] + extra, widths[n_layers], 4, 1, norm, "lrelu", padding=1))
         layers.append(nn.Conv2d(widths[n_layers], 1, 4, 1, 1, bias=True))
         self.model = nn.Sequential(*layers)
 
@@ -83,7 +120,7 @@ class MultiScaleDiscriminator(nn.Module):
 
     def __init__(self, image_size: int, scales: Sequence[float] = (1.0, 0.5, 0.25), in_channels: int = 1,
                  ndf: int = 64, n_layers: int = 3, norm: str = "instance", first_norm: bool = False,
-                 resize: str = "bilinear") -> None:
+                 resize: str = "bilinear", minibatch_std: int = 0) -> None:
         super().__init__()
         if not scales:
             raise ValueError("MultiScaleDiscriminator: disc_scales is empty")
@@ -103,7 +140,8 @@ class MultiScaleDiscriminator(nn.Module):
                     f"PatchGAN with {n_layers} stride-2 layers (its score map would be {max(out, 0)}x{max(out, 0)}); "
                     f"{hint}")
         self.image_size, self.scales, self.resize = image_size, [float(s) for s in scales], resize
-        self.nets = nn.ModuleList(PatchGAN(in_channels, ndf, n_layers, norm, first_norm) for _ in scales)
+        self.nets = nn.ModuleList(PatchGAN(in_channels, ndf, n_layers, norm, first_norm, minibatch_std)
+                                  for _ in scales)
 
     def output_sizes(self, size: int | None = None) -> list[int]:
         """Side of every scale's score map for a ``size`` px input (default: ``image_size``)."""

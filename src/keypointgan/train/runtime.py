@@ -1,8 +1,11 @@
 """Where and how computation runs: device, precision, threads, memory format.
 
-On CPUs with AMX or AVX-512-bf16 (Sapphire Rapids and later), bf16 autocast together
-with channels_last is several times faster than fp32 for the convolutions (measured in
-docs/performance.md); elsewhere fp32 is kept. CUDA uses bf16 autocast when supported.
+On CPUs with AMX-bf16 (Sapphire Rapids and later, where the hypervisor exposes AMX),
+bf16 autocast together with channels_last is several times faster than fp32 for the
+convolutions (docs/performance.md). AVX-512-bf16 alone is not enough: on a Sapphire
+Rapids guest without AMX, bf16 convolutions ran 1.26x *slower* than fp32 (measured,
+docs/performance.md), and AVX2-only CPUs emulate bf16. There, and everywhere else on
+CPU, fp32 is kept. CUDA uses bf16 autocast when supported.
 """
 
 from __future__ import annotations
@@ -17,13 +20,30 @@ from torch import nn
 
 
 @lru_cache(maxsize=None)
-def cpu_has_fast_bf16() -> bool:
-    """True when the CPU has AMX-bf16 or AVX-512-bf16 (bf16 matmul/conv in hardware)."""
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (``/proc/cpuinfo``; empty where it cannot be read)."""
     try:
-        flags = open("/proc/cpuinfo").read()
+        text = open("/proc/cpuinfo").read()
     except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
+
+
+@lru_cache(maxsize=None)
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU has AMX-bf16 tiles (bf16 convolutions in hardware, fast in oneDNN)."""
+    return "amx_bf16" in cpu_flags()
+
+
+def cpu_kind() -> str:
+    """One line naming the CPU's vector ISA and whether bf16 is fast: for logs and benchmarks."""
+    flags = cpu_flags()
+    isa = torch.backends.cpu.get_cpu_capability()
+    bf16 = "AMX-bf16" if "amx_bf16" in flags else ("AVX-512-bf16, no AMX" if "avx512_bf16" in flags else "no bf16")
+    return f"{isa}, {bf16}"
 
 
 def resolve_device(spec: str = "auto") -> torch.device:

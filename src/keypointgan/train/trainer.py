@@ -39,6 +39,7 @@ from ..losses import (build_reconstruction_loss, eta_cycle_loss, eta_prior_loss,
 from ..models import build_models
 from ..data.prior import random_similarity
 from ..pose import get_skeleton
+from ..pose.stats import pose_spread
 from . import checkpoint as ckpt
 from .ema import ModelEMA
 from .distributed import DistInfo, all_reduce_mean, barrier, init_distributed, wrap
@@ -285,6 +286,13 @@ class Trainer:
         self.opt_eta.step()
         return losses
 
+    @staticmethod
+    def health(keypoints: torch.Tensor, prior: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Label-free collapse signal: spread of the batch's predicted pose shapes against the
+        prior batch's (``pose_spread``); a ratio near 0 means one pose drawn on every frame."""
+        pred, real = pose_spread(keypoints), pose_spread(prior)
+        return {"pose_spread": pred, "prior_spread": real, "spread_ratio": pred / real.clamp_min(1e-8)}
+
     def train_step(self) -> tuple[dict[str, float], Any]:
         step = self.state.step + 1
         batch = self.data.pair_batch(step)
@@ -296,6 +304,7 @@ class Trainer:
         losses, out = self.generator_step(x, x_app)
         losses.update(self.discriminator_step(out.y, prior, visible))
         losses.update(self.eta_step(out.y, prior, visible))
+        losses.update(self.health(out.keypoints, prior))
         return {k: float(all_reduce_mean(v.detach(), self.dist)) for k, v in losses.items()}, (x, x_app, out, prior)
 
     def train(self, iterations: Optional[int] = None, deadline: Optional[float] = None,

@@ -1,0 +1,86 @@
+"""Options that target mode collapse (issue: learn the pose, not the mean pose): each one
+changes what it claims to change."""
+
+import pytest
+import torch
+
+from keypointgan.config import load_config
+from keypointgan.data.build import build_data
+from keypointgan.data.pairs import PairSampler, WarpedPairSampler
+from keypointgan.data.tps import TPSParams, scaled
+from keypointgan.models.discriminator import MinibatchStd, MultiScaleDiscriminator
+from keypointgan.pose import get_skeleton
+from keypointgan.pose.stats import pose_spread
+from keypointgan.train.trainer import Trainer
+
+from test_train import series, tiny
+
+
+def test_pose_spread_is_zero_for_one_pose_and_centering_removes_position():
+    g = torch.Generator().manual_seed(0)
+    pose = torch.rand(1, 5, 2, generator=g) * 2 - 1
+    same = pose.repeat(8, 1, 1)
+    assert float(pose_spread(same)) == pytest.approx(0.0, abs=1e-7)
+    shifted = same + torch.rand(8, 1, 2, generator=g)  # one shape, moved around
+    assert float(pose_spread(shifted)) == pytest.approx(0.0, abs=1e-6)
+    assert float(pose_spread(shifted, centered=False)) > 0.05
+    varied = torch.rand(8, 5, 2, generator=g) * 2 - 1
+    assert float(pose_spread(varied)) > 0.3
+    with pytest.raises(ValueError, match="B, K, 2"):
+        pose_spread(torch.zeros(8, 5))
+
+
+def test_trainer_logs_the_collapse_signal(tmp_path):
+    tr = Trainer(tiny(tmp_path, "train.eta_pretrain_iterations=0", "train.iterations=2"), progress=False)
+    tr.train()
+    ratio = [v for _, v in series(tmp_path, "joint", "spread_ratio")]
+    prior = [v for _, v in series(tmp_path, "joint", "prior_spread")]
+    assert len(ratio) == 2 and all(p > 0 for p in prior) and all(r >= 0 for r in ratio)
+
+
+def _sources(tmp_path, *extra):
+    cfg = tiny(tmp_path, *extra)
+    return cfg, build_data(cfg, get_skeleton(cfg.skeleton))
+
+
+def test_pair_warp_warps_both_frames_reproducibly(tmp_path):
+    cfg, data = _sources(tmp_path, "data.pair_warp=tps", "data.warp_scale=2.0")
+    assert isinstance(data.pairs, WarpedPairSampler)
+    plain = PairSampler(data.train, cfg.train.batch_size, cfg.data.frame_gap, seed=cfg.train.seed)
+    a, b = data.pair_batch(3), plain.batch(3)
+    assert a["x"].shape == b["x"].shape
+    assert not torch.allclose(a["x"], b["x"]) and not torch.allclose(a["x_app"], b["x_app"])
+    again = data.pair_batch(3)
+    assert torch.equal(a["x"], again["x"]) and torch.equal(a["x_app"], again["x_app"])
+    # scale 0 is the identity warp: the plain frame pairs, pixel for pixel (up to resampling)
+    ident = WarpedPairSampler(plain, scaled(TPSParams(), 0.0)).batch(3)
+    assert torch.allclose(ident["x"], b["x"], atol=1e-5) and torch.allclose(ident["x_app"], b["x_app"], atol=1e-5)
+
+
+def test_pair_warp_bad_value_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="pair_warp"):
+        _sources(tmp_path, "data.pair_warp=rotate")
+
+
+def test_minibatch_std_tells_a_repeated_pose_from_varied_ones_without_mixing_halves():
+    torch.manual_seed(0)
+    layer = MinibatchStd(4)
+    same = torch.randn(1, 3, 5, 5).repeat(8, 1, 1, 1)
+    out = layer(same)
+    assert out.shape == (8, 4, 5, 5) and float(out[:, -1].abs().max()) < 1e-3
+    varied = layer(torch.randn(8, 3, 5, 5))
+    assert float(varied[:, -1].min()) > 0.5
+    d = MultiScaleDiscriminator(32, [1.0, 0.5], ndf=8, n_layers=1, minibatch_std=4).eval()
+    real, fake = torch.randn(4, 1, 32, 32), torch.randn(4, 1, 32, 32)
+    s1 = d(torch.cat([real, fake]))
+    s2 = d(torch.cat([real, fake[:1].repeat(4, 1, 1, 1)]))  # only the fake half changes
+    assert all(torch.equal(a[:4], b[:4]) for a, b in zip(s1, s2))
+    assert not all(torch.allclose(a[4:], b[4:]) for a, b in zip(s1, s2))
+
+
+def test_minibatch_std_trains(tmp_path):
+    tr = Trainer(tiny(tmp_path, "model.disc_minibatch_std=2", "train.eta_pretrain_iterations=0",
+                      "train.iterations=2"), progress=False)
+    assert any(isinstance(m, MinibatchStd) for m in tr.disc.modules())
+    tr.train()
+    assert len(series(tmp_path, "joint", "d")) == 2
