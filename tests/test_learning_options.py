@@ -127,3 +127,33 @@ def test_d_augment_moves_the_discriminators_real_poses(tmp_path):
         seen[flag] = (prior, rendered[0])
     assert torch.equal(seen["false"][0], seen["false"][1])
     assert not torch.allclose(seen["true"][0], seen["true"][1])
+
+
+def test_psi_pose_skips_feed_the_skeleton_past_the_bottleneck():
+    from keypointgan.models.psi import ConditionalDecoder
+
+    torch.manual_seed(0)
+    y = torch.randn(2, 1, 16, 16)
+    x_app = torch.randn(2, 3, 16, 16)
+    for skips in (False, True):
+        psi = ConditionalDecoder(4, 2, 16, pose_skips=skips).eval()
+        with torch.no_grad():  # cut the pose encoder: only the skips can carry y*
+            last = [m for m in psi.pose_encoder.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+            last.weight.zero_()
+            if last.bias is not None:
+                last.bias.zero_()
+        yg = y.clone().requires_grad_(True)
+        out = psi(yg, x_app)
+        assert out.shape == (2, 3, 16, 16)
+        out.square().sum().backward()
+        reached = float(yg.grad.abs().sum())
+        assert (reached > 0) == skips, (skips, reached)
+
+
+def test_psi_pose_skips_option_builds_and_trains(tmp_path):
+    tr = Trainer(tiny(tmp_path, "model.psi_pose_skips=true", "train.eta_pretrain_iterations=0",
+                      "train.iterations=2"), progress=False)
+    assert tr.model.psi.pose_skips and hasattr(tr.model.psi, "levels")
+    before = [p.detach().clone() for p in tr.model.psi.levels.parameters()]
+    tr.train()
+    assert any(not torch.equal(a, b) for a, b in zip(before, tr.model.psi.levels.parameters()))

@@ -41,6 +41,7 @@ class ModelConfig:
     max_width: int = 256
     phi_norm: str = "batch"
     psi_norm: str = "batch"
+    psi_pose_skips: bool = False  # y* also fed to every decoder level of Psi (beyond the paper; docs/results.md)
     eta_norm: str = "instance"  # release: InstanceNorm (no affine); paper table: BatchNorm
     eta_width: Optional[int] = None  # base width of eta; None = base_width
     softargmax: str = "marginal"  # "marginal": the release's row/column marginals; "spatial": 2D softmax (paper F.2)

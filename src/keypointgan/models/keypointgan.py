@@ -75,7 +75,7 @@ class KeypointGAN(nn.Module):
         self.model_config, self.render_config, self.skeleton = m, r, sk
         self.image_size, self.num_keypoints = m.image_size, sk.num_keypoints
         self.phi = ImageEncoder(m.base_width, m.depth, m.max_width, m.phi_norm)
-        self.psi = ConditionalDecoder(m.base_width, m.depth, m.max_width, m.psi_norm)
+        self.psi = ConditionalDecoder(m.base_width, m.depth, m.max_width, m.psi_norm, pose_skips=m.psi_pose_skips)
         self.eta = SkeletonRegressor(sk.num_keypoints, m.eta_width or m.base_width, m.depth, m.max_width,
                                      m.eta_norm, m.softargmax, m.softargmax_temperature)
         self.renderer = SkeletonRenderer(sk, m.image_size, r.sigma, r.form, r.signed)
