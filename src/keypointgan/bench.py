@@ -269,7 +269,7 @@ def bench_inference(settings: BenchSettings, path: str, log: Callable[[str], Non
     """``infer`` rows of ``path``: detect (Phi + eta) at each of ``settings.infer_batches``."""
     from .config import load_config
     from .models import KeypointGAN
-    from .train.runtime import Runtime
+    from .core.runtime import Runtime
 
     size = settings.infer_size
     cfg = load_config(settings.config, settings.base_overrides(size, settings.batch) + PATHS[path])
@@ -304,7 +304,7 @@ def bench_renderer(settings: BenchSettings, size: int, log: Callable[[str], None
     their outputs' and keypoint gradients' largest differences."""
     from .pose import get_skeleton
     from .pose.render import render_skeleton, render_skeleton_dense
-    from .train.runtime import resolve_device
+    from .core.runtime import resolve_device
 
     dev = resolve_device(settings.device)
     sync = _sync(dev)
@@ -354,7 +354,7 @@ def cpu_model_name() -> str:
 
 def machine_header(device: str = "auto") -> dict[str, Any]:
     """What the figures were measured on."""
-    from .train.runtime import cpu_kind, resolve_device, resolve_precision
+    from .core.runtime import cpu_kind, resolve_device, resolve_precision
 
     dev = resolve_device(device)
     return {
@@ -478,7 +478,7 @@ def _jsonable(v: Any) -> Any:
 
 def write_json(result: BenchResult, path: str | Path) -> Path:
     """The header, settings and rows as JSON (atomic: a temp file, then a rename)."""
-    from .io import atomic_write_text
+    from .core.io import atomic_write_text
 
     path = Path(path)
     atomic_write_text(path, json.dumps(_jsonable(asdict(result)), indent=1) + "\n")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from .config import ConfigError, load_config
-from .train.checkpoint import CheckpointError
+from .core.checkpoint import CheckpointError
 from .train.trainer import TrainingDiverged
 
 
@@ -88,7 +88,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
 
 def _cmd_evaluate(a: argparse.Namespace) -> int:
     from .evaluate import evaluate_run
-    from .train.checkpoint import CheckpointError
+    from .core.checkpoint import CheckpointError
 
     try:
         metrics = evaluate_run(a.checkpoint, out_dir=a.out, overrides=a.overrides, test_root=a.test_root,

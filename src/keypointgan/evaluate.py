@@ -31,10 +31,10 @@ import numpy as np
 from .config import Config, ConfigError, _build, parse_override
 from .data.base import DataError
 from .eval.evaluator import Predictions, mean_pose_baseline, predict_labelled, ridge_post_processing, score
-from .io import atomic_write_text
+from .core.io import atomic_write_text
 from .eval.metrics import per_image_error, to_unit
 from .pose import Skeleton
-from .train import checkpoint as ckpt
+from .core import checkpoint as ckpt
 
 LABELS = {
     "unsupervised": "KeypointGAN (unsupervised, L/R by pre-trained eta)",

@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..train.logger import read_scalars
+from ..core.logger import read_scalars
 
 
 def _fmt(v: Any) -> str:

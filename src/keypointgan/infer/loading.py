@@ -13,8 +13,8 @@ from ..config import Config, _build
 from ..models import build_models
 from ..models.keypointgan import KeypointGAN
 from ..pose import Skeleton
-from ..train import checkpoint as ckpt
-from ..train.runtime import Runtime
+from ..core import checkpoint as ckpt
+from ..core.runtime import Runtime
 
 
 @dataclass

@@ -30,7 +30,7 @@ from ..data.coco import write_coco_keypoints
 from ..data.transforms import CropBox, center_box, crop_resize, to_tensor_batch
 from ..data.video import IMAGE_EXTS, VIDEO_EXTS, is_image, is_video_file, natural_key, read_image
 from ..pose.softargmax import keypoint_confidence
-from ..train import checkpoint as ckpt
+from ..core import checkpoint as ckpt
 from ..viz import draw_skeleton, side_colors
 from .loading import TrainedModel, load_trained
 

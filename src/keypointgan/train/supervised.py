@@ -34,9 +34,9 @@ from ..losses.eta import eta_prior_loss
 from ..models import build_models
 from ..models.keypointgan import KeypointGAN
 from ..pose import Skeleton, get_skeleton
-from . import checkpoint as ckpt
-from .logger import RunLogger
-from .runtime import Runtime
+from ..core import checkpoint as ckpt
+from ..core.logger import RunLogger
+from ..core.runtime import Runtime
 from .trainer import TrainingDiverged, TrainState
 
 STAGE = "supervised"

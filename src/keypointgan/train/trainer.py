@@ -40,12 +40,12 @@ from ..models import build_models
 from ..data.prior import random_similarity
 from ..pose import get_skeleton
 from ..pose.stats import pose_spread
-from . import checkpoint as ckpt
+from ..core import checkpoint as ckpt
 from .ema import ModelEMA
 from .distributed import DistInfo, all_reduce_mean, barrier, init_distributed, wrap
-from .logger import RunLogger
+from ..core.logger import RunLogger
 from .pool import HistoryPool
-from .runtime import Runtime
+from ..core.runtime import Runtime
 
 
 class TrainingDiverged(RuntimeError):

@@ -23,7 +23,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from ..io import atomic_write_text
+from .io import atomic_write_text
 
 LATEST = "latest"
 
