@@ -52,6 +52,8 @@ from typing import Any, Callable, Optional, Sequence
 
 import torch
 
+from .errors import UsageError
+
 PATHS = {
     # name -> config overrides
     "reference": ["train.precision=fp32", "train.channels_last=false"],
@@ -94,7 +96,7 @@ class BenchSettings:
         if iters is not None:
             s.iters = int(iters)
         if s.batch < 1 or s.iters < 1 or not s.sizes:
-            raise ValueError("bench: batch and iters must be >= 1 and at least one size given")
+            raise UsageError("bench: batch and iters must be >= 1 and at least one size given")
         return s
 
     def base_overrides(self, size: int, batch: int) -> list[str]:

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from .config import ConfigError, load_config
-from .core.checkpoint import CheckpointError
-from .train.trainer import TrainingDiverged
+from .errors import KeypointGANError, UsageError
 
 
 def _positive(kind: type) -> Callable[[str], float]:
@@ -88,16 +87,11 @@ def _cmd_train(a: argparse.Namespace) -> int:
 
 def _cmd_evaluate(a: argparse.Namespace) -> int:
     from .evaluate import evaluate_run
-    from .core.checkpoint import CheckpointError
 
-    try:
-        metrics = evaluate_run(a.checkpoint, out_dir=a.out, overrides=a.overrides, test_root=a.test_root,
-                               test_labels=a.test_labels, batch_size=a.batch_size, progress=not a.quiet,
-                               post_root=a.post_root, post_labels=a.post_labels, supervised=a.supervised,
-                               num_show=a.num_show, weights=a.weights)
-    except CheckpointError as e:
-        print(f"keypointgan evaluate: error: {e}", file=sys.stderr)
-        return 2
+    metrics = evaluate_run(a.checkpoint, out_dir=a.out, overrides=a.overrides, test_root=a.test_root,
+                           test_labels=a.test_labels, batch_size=a.batch_size, progress=not a.quiet,
+                           post_root=a.post_root, post_labels=a.post_labels, supervised=a.supervised,
+                           num_show=a.num_show, weights=a.weights)
     print(json.dumps(metrics.get("summary", metrics), indent=1))
     return 0
 
@@ -222,7 +216,7 @@ def _cmd_examples(a: argparse.Namespace) -> int:
           "download": not a.no_download, "progress": None if a.quiet else (lambda m: print(m, flush=True))}
     if a.dlib_model:
         if a.name != "faces":
-            raise ValueError("--dlib-model is for the 'faces' example")
+            raise UsageError("--dlib-model is for the 'faces' example")
         kw["dlib_model"] = a.dlib_model
     summary = EXAMPLES[a.name].prepare(a.out, **kw)
     c, noise = summary["counts"], summary["label_noise"]
@@ -377,10 +371,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, FileNotFoundError) as e:
-        print(f"keypointgan {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except (ValueError, CheckpointError, TrainingDiverged) as e:  # DataError, SkeletonError, WeightsError, ...
+    except (KeypointGANError, FileNotFoundError) as e:  # the user's input (errors.py); anything else is a bug
         print(f"keypointgan {args.command}: error: {e}", file=sys.stderr)
         return 2
 

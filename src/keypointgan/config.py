@@ -15,10 +15,12 @@ from typing import Any, Optional, Sequence, Union, get_args, get_origin, get_typ
 
 import yaml
 
+from .errors import KeypointGANError
+
 PRESET_DIR = Path(__file__).with_name("configs")
 
 
-class ConfigError(ValueError):
+class ConfigError(KeypointGANError, ValueError):
     """A configuration file or override is malformed."""
 
 

@@ -65,7 +65,7 @@ def eta_iterations_for(trainer: Trainer, seconds: float) -> int:
     cap = trainer.cfg.train.eta_pretrain_iterations
     if cap <= 0:
         return 0
-    prior, visible = trainer._prior(0)
+    prior, visible = trainer.prior_batch(0)
     per = []
     for _ in range(2):  # the first call pays for kernel selection
         t = time.perf_counter()

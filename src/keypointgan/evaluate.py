@@ -32,6 +32,7 @@ from .config import Config, ConfigError, _build, parse_override
 from .data.base import DataError
 from .eval.evaluator import Predictions, mean_pose_baseline, predict_labelled, ridge_post_processing, score
 from .core.io import atomic_write_text
+from .errors import UsageError
 from .eval.metrics import per_image_error, to_unit
 from .pose import Skeleton
 from .core import checkpoint as ckpt
@@ -176,7 +177,7 @@ def per_image_percent(pred: np.ndarray, preds: Predictions) -> np.ndarray:
 
 def _check_same_model(a: Any, b: Any, where: str) -> None:
     if b.skeleton.num_keypoints != a.skeleton.num_keypoints or b.cfg.model.image_size != a.cfg.model.image_size:
-        raise ValueError(f"{where}: predicts K={b.skeleton.num_keypoints} at {b.cfg.model.image_size} px, the "
+        raise UsageError(f"{where}: predicts K={b.skeleton.num_keypoints} at {b.cfg.model.image_size} px, the "
                          f"evaluated model K={a.skeleton.num_keypoints} at {a.cfg.model.image_size} px")
 
 

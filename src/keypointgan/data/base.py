@@ -15,8 +15,10 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
+from ..errors import KeypointGANError
 
-class DataError(ValueError):
+
+class DataError(KeypointGANError, ValueError):
     """Bad input data: the message names the file and the problem."""
 
 

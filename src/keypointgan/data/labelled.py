@@ -22,6 +22,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from ..config import ConfigError
 from ..pose.skeleton import Skeleton
 from .base import DataError
 from .coco import CocoImage, read_coco_keypoints
@@ -40,7 +41,7 @@ class LabelledFolder:
                  skeleton: Optional[Skeleton] = None, *, crop: str = "center", margin: float = 0.25,
                  out_of_image: str = "keep") -> None:
         if crop not in CROPS:
-            raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
+            raise ConfigError(f"crop must be one of {CROPS}, got {crop!r}")
         self.root = Path(root)
         self.image_size = int(image_size)
         self.crop, self.margin = crop, float(margin)

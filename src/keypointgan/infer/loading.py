@@ -10,6 +10,7 @@ from typing import Optional
 from torch import nn
 
 from ..config import Config, _build
+from ..errors import UsageError
 from ..models import build_models
 from ..models.keypointgan import KeypointGAN
 from ..pose import Skeleton
@@ -39,7 +40,7 @@ def load_trained(path: str | Path, device: str = "auto", precision: str = "auto"
     trainer evaluates those), "ema" requires them, "raw" takes the last training weights.
     """
     if weights_kind not in WEIGHTS:
-        raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights_kind!r}")
+        raise UsageError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights_kind!r}")
     weights, _, meta = ckpt.load_checkpoint(path)
     if "config" not in meta or "skeleton" not in meta:
         raise ckpt.CheckpointError(f"{path}: checkpoint has no config/skeleton metadata (state.json)")
