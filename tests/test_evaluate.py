@@ -14,7 +14,7 @@ from test_train import TINY
 from keypointgan.cli import main
 from keypointgan.config import ConfigError, load_config
 from keypointgan.data.base import DataError
-from keypointgan.evaluate import evaluate_run
+from keypointgan.commands.evaluate import evaluate_run
 from keypointgan.infer.loading import load_trained
 from keypointgan.pose import get_skeleton, normalized_to_pixels
 from keypointgan.train.supervised import train_supervised

@@ -28,14 +28,14 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from .config import Config, ConfigError, _build, parse_override
-from .data.base import DataError
-from .eval.evaluator import Predictions, mean_pose_baseline, predict_labelled, ridge_post_processing, score
-from .core.io import atomic_write_text
-from .errors import UsageError
-from .eval.metrics import per_image_error, to_unit
-from .pose import Skeleton
-from .core import checkpoint as ckpt
+from ..config import Config, ConfigError, _build, parse_override
+from ..data.base import DataError
+from ..eval.evaluator import Predictions, mean_pose_baseline, predict_labelled, ridge_post_processing, score
+from ..core.io import atomic_write_text
+from ..errors import UsageError
+from ..eval.metrics import per_image_error, to_unit
+from ..pose import Skeleton
+from ..core import checkpoint as ckpt
 
 LABELS = {
     "unsupervised": "KeypointGAN (unsupervised, L/R by pre-trained eta)",
@@ -100,7 +100,7 @@ def run_config(meta: dict[str, Any], overrides: Sequence[str] = ()) -> Config:
 def labelled_folder(root: Optional[str | Path], labels: str | Path, cfg: Config, skeleton: Skeleton,
                     what: str) -> Any:
     """A ``LabelledFolder`` of the user's COCO labels; errors say which file and the model's K."""
-    from .data.labelled import LabelledFolder
+    from ..data.labelled import LabelledFolder
 
     labels = Path(labels)
     if not labels.is_file():
@@ -115,18 +115,18 @@ def labelled_folder(root: Optional[str | Path], labels: str | Path, cfg: Config,
 
 def _prior(cfg: Config, skeleton: Skeleton) -> tuple[Any, str]:
     """The run's prior poses (for the mean-pose baseline), or None with the reason."""
-    from .data.build import _subset
-    from .data.prior import load_prior
+    from ..data.build import _subset
+    from ..data.prior import load_prior
 
     if cfg.data.source == "synthetic":
-        from .data.synthetic import synthetic_sources
+        from ..data.synthetic import synthetic_sources
 
         src = synthetic_sources(cfg.data, cfg.model.image_size, skeleton)
         return _subset(src.prior.to_prior(), cfg).keypoints, "synthetic prior split"
     d = cfg.data
     if not d.prior:
         return None, "the run's config names no prior (data.prior)"
-    from .pose import get_skeleton
+    from ..pose import get_skeleton
 
     try:
         prior = load_prior(d.prior, skeleton, image_size=d.prior_image_size, num=d.num_prior, seed=d.prior_seed,
@@ -143,7 +143,7 @@ def evaluation_data(cfg: Config, skeleton: Skeleton, test_root: Optional[str] = 
     out: dict[str, Any] = {"train_labelled": None, "train_desc": "no labelled training images"}
     bundle = None
     if cfg.data.source == "synthetic" and (test_labels is None or post_labels is None):
-        from .data.build import build_data
+        from ..data.build import build_data
 
         bundle = build_data(cfg, skeleton)
     if test_labels is not None:
@@ -213,7 +213,7 @@ def _caption(width: int, text: str, height: int = 16) -> np.ndarray:
 def best_worst_picture(source: Any, pred: np.ndarray, truth: np.ndarray, errors: np.ndarray,
                        skeleton: Skeleton, image_size: int, n: int = 8) -> tuple[np.ndarray, dict[str, list[int]]]:
     """The ``n`` lowest- and highest-error test images with predicted (green) and true (red) skeletons."""
-    from .viz import prediction_grid
+    from ..viz import prediction_grid
 
     order = [int(i) for i in np.argsort(np.where(np.isnan(errors), np.inf, errors)) if not np.isnan(errors[i])]
     n = max(1, min(n, len(order) // 2 if len(order) > 1 else 1))
@@ -259,7 +259,7 @@ def evaluate_run(checkpoint: str | Path, out_dir: Optional[str | Path] = None, o
     """
     from PIL import Image
 
-    from .infer.loading import load_trained
+    from ..infer.loading import load_trained
 
     path, run_dir = resolve_run(checkpoint)
     meta = read_meta(path)

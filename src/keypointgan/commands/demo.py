@@ -18,13 +18,13 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .config import load_config
-from .data.base import SubsetSource
-from .eval.evaluator import mean_pose_baseline, predict_labelled, ridge_post_processing, score
-from .eval.report import category_table, metrics_table, plot_losses, write_report
-from .train.trainer import Trainer
-from .viz import prediction_grid
-from .viz import to_uint8 as _to_uint8
+from ..config import load_config
+from ..data.base import SubsetSource
+from ..eval.evaluator import mean_pose_baseline, predict_labelled, ridge_post_processing, score
+from ..eval.report import category_table, metrics_table, plot_losses, write_report
+from ..train.trainer import Trainer
+from ..viz import prediction_grid
+from ..viz import to_uint8 as _to_uint8
 
 COLUMNS = [("error_percent", "error % (↓)"), ("error_percent_min_over_flip", "min over L/R flip % (↓)"),
            ("error_px", "error px (↓)"), ("pck@0.05", "PCK@0.05 (↑)"), ("pck@0.1", "PCK@0.1 (↑)")]
@@ -44,7 +44,7 @@ def _machine() -> str:
 
 def reconstruction_grid(trainer: Trainer, n: int = 8, scale: int = 2) -> np.ndarray:
     """Rows: x, x' (appearance), Phi(x), beta(eta(Phi(x))), reconstruction."""
-    from .viz import make_grid
+    from ..viz import make_grid
 
     batch = trainer.data.pair_batch(10**9)
     x, xa = trainer.runtime.tensor(batch["x"][:n]), trainer.runtime.tensor(batch["x_app"][:n])
