@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from ..config import ConfigError, load_config
-from ..errors import KeypointGANError, UsageError
+from ..errors import KeypointGANError
 
 
 def _positive(kind: type) -> Callable[[str], float]:
@@ -97,23 +97,11 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
 
 
 def _cmd_supervised(a: argparse.Namespace) -> int:
-    import time
+    from .supervised import run_supervised
 
-    from ..train.supervised import train_supervised
-
-    if (a.train_root or a.train_labels) and not a.train_labels:
-        raise ConfigError("--train-root needs --train-labels (COCO keypoint JSON of the labelled frames)")
-    cfg = load_config(a.config, list(a.overrides) + [f"out_dir={a.out}"])
-    data = None
-    if a.train_labels:
-        from .evaluate import labelled_folder
-        from ..pose import get_skeleton
-
-        data = labelled_folder(a.train_root, a.train_labels, cfg, get_skeleton(cfg.skeleton, cfg.link_set),
-                               "training")
-    deadline = time.monotonic() + 60.0 * a.minutes if a.minutes else None
-    _, path = train_supervised(cfg, a.out, iterations=a.iterations, deadline=deadline, data=data,
-                               progress=not a.quiet, image_weight=a.image_weight)
+    path = run_supervised(a.out, a.config, a.overrides, minutes=a.minutes, iterations=a.iterations,
+                          train_root=a.train_root, train_labels=a.train_labels, image_weight=a.image_weight,
+                          progress=not a.quiet)
     print(f"supervised baseline: checkpoint {path}; score it with: keypointgan evaluate {a.out}")
     return 0
 
@@ -204,27 +192,27 @@ def _cmd_skeletons(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_datasets(a: argparse.Namespace) -> int:
+    from ..data.datasets import DATASETS
+    from ..eval.protocols import PROTOCOLS
+
+    for ds in DATASETS.values():
+        print(f"{ds.name:10s} {ds.description}\n{'':10s} skeleton: {ds.skeleton or 'the config skeleton'}; "
+              f"protocol: {ds.protocol}; source: {ds.citation}")
+    print("\nevaluation protocols (data.protocol=NAME; default: the dataset's):")
+    for p in PROTOCOLS.values():
+        print(f"{p.name:16s} {p.description} (metrics.json key: {p.key})")
+    return 0
+
+
 def _cmd_examples(a: argparse.Namespace) -> int:
-    from ..examples import EXAMPLES
+    from .examples import list_examples, prepare_example
 
     if a.examples_command != "prepare":
-        for ex in EXAMPLES.values():
-            print(f"{ex.name:8s} {ex.description}\n{'':8s} skeleton: {ex.skeleton}; needs: {'; '.join(ex.needs)}")
-        print("\nprepare one with: keypointgan examples prepare NAME OUT [--image-size 128] [--cache-dir DIR]")
+        print(list_examples())
         return 0
-    kw = {"image_size": a.image_size, "cache_dir": a.cache_dir, "overwrite": a.overwrite,
-          "download": not a.no_download, "progress": None if a.quiet else (lambda m: print(m, flush=True))}
-    if a.dlib_model:
-        if a.name != "faces":
-            raise UsageError("--dlib-model is for the 'faces' example")
-        kw["dlib_model"] = a.dlib_model
-    summary = EXAMPLES[a.name].prepare(a.out, **kw)
-    c, noise = summary["counts"], summary["label_noise"]
-    print(f"wrote {a.out}: {c['train_frames']} training frames in {c['train_videos']} videos, {c['prior_poses']} "
-          f"prior poses, {c['test_labelled']} labelled test images; label noise (% of the crop): "
-          f"{noise['all'].get('mean_percent', 'n/a')} over all frames, {noise['kept'].get('mean_percent', 'n/a')} "
-          f"over the labels kept, {noise['kept_test'].get('mean_percent', 'n/a')} on the test labels\n"
-          f"train with:\n  {summary['commands']['train']}")
+    print(prepare_example(a.name, a.out, image_size=a.image_size, cache_dir=a.cache_dir, overwrite=a.overwrite,
+                          download=not a.no_download, quiet=a.quiet, dlib_model=a.dlib_model))
     return 0
 
 
@@ -346,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(q, default="paper")
 
     add("skeletons", _cmd_skeletons, "list the built-in skeletons")
+    add("datasets", _cmd_datasets, "list the data sources (data.source) and evaluation protocols (data.protocol)")
 
     q = add("examples", _cmd_examples, "list the real-video examples; 'examples prepare NAME OUT' writes one "
                                        "in the own-data format (docs/examples.md)")
