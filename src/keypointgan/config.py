@@ -76,8 +76,8 @@ class LossConfig:
 class DataConfig:
     """Where frames, the pose prior and test labels come from."""
 
-    source: str = "synthetic"  # a dataset of data/datasets/ (the registry): "synthetic" or "folder"
-    options: dict[str, Any] = field(default_factory=dict)  # the source's own options (data.options.KEY=VALUE)
+    source: str = "synthetic"  # "synthetic" or "folder"
+    options: dict[str, Any] = field(default_factory=dict)  # the source's own options: data.options.KEY=VALUE
     protocol: Optional[str] = None  # evaluation protocol (eval/protocols.py); None: the dataset's
     root: Optional[str] = None  # own data: a folder of videos (frame folders or video files)
     prior: Optional[str] = None  # own data: COCO JSON or .npy (M, K, 2) pixels

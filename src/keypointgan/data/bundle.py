@@ -29,7 +29,7 @@ class DataBundle:
     pairs: PairSource  # PairSampler | TPSPairSampler | WarpedPairSampler: batch(step) -> {"x", "x_app"}
     prior_sampler: PriorSampler
     test: Optional[LabelledSource] = None
-    train_labelled: Optional[LabelledSource] = None  # training images with labels (post-processing, supervised baseline)
+    train_labelled: Optional[LabelledSource] = None  # labelled training images (post-processing, supervised)
 
     @property
     def prior(self) -> torch.Tensor:
