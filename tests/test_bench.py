@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from keypointgan.bench import SECTION_TITLES
+from keypointgan.commands.bench import SECTION_TITLES
 from keypointgan.cli import main
 
 

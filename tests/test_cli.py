@@ -46,7 +46,7 @@ def test_train_then_resume_from_the_cli(tmp_path):
 
 
 def test_demo_writes_a_report_with_metrics_and_pictures(tmp_path):
-    from keypointgan.demo import run_demo
+    from keypointgan.commands.demo import run_demo
 
     report = run_demo(tmp_path, minutes=0.4, config="demo", progress=False, ridge_images=40,
                       overrides=TINY + ["train.eta_pretrain_iterations=3", "train.checkpoint_every=0"])
@@ -79,7 +79,7 @@ def test_synth_writes_own_data_that_trains_and_evaluates_from_folders(tmp_path):
 
 
 def test_demo_fits_eta_pretraining_to_its_time_share(tmp_path):
-    from keypointgan.demo import eta_iterations_for
+    from keypointgan.commands.demo import eta_iterations_for
     from keypointgan.train.trainer import Trainer
 
     cfg = load_config("demo", TINY + [f"out_dir={tmp_path}", "train.eta_pretrain_iterations=50"])

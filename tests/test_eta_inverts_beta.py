@@ -7,7 +7,7 @@ from keypointgan.data.prior import random_similarity
 from keypointgan.data.synthetic import SynthParams, SyntheticWorld
 from keypointgan.models.eta import SkeletonRegressor
 from keypointgan.pose import get_skeleton, render_skeleton
-from keypointgan.train.runtime import Runtime
+from keypointgan.core.runtime import Runtime
 
 
 def test_pretrained_eta_inverts_beta_on_unseen_poses():

@@ -14,7 +14,7 @@ from test_train import TINY
 from keypointgan.cli import main
 from keypointgan.config import ConfigError, load_config
 from keypointgan.data.base import DataError
-from keypointgan.evaluate import evaluate_run
+from keypointgan.commands.evaluate import evaluate_run
 from keypointgan.infer.loading import load_trained
 from keypointgan.pose import get_skeleton, normalized_to_pixels
 from keypointgan.train.supervised import train_supervised
@@ -63,7 +63,7 @@ def test_evaluate_run_writes_metrics_baselines_and_pictures(run):
     assert raw["weights"] == "model"
     assert raw["methods"]["mean_pose"] == res["methods"]["mean_pose"]
     assert raw["methods"]["unsupervised"]["error_percent"] != res["methods"]["unsupervised"]["error_percent"]
-    assert set(saved["methods"]) == {"unsupervised", "unsupervised_raw", "mean_pose", "ridge_post_processing"}
+    assert set(saved["methods"]) == {"unsupervised", "unsupervised_no_lr_fix", "mean_pose", "ridge_post_processing"}
     n = len(data.test)
     for m in saved["methods"].values():
         assert m["num_images"] == n and 0 <= m["error_percent"] < 100
@@ -101,7 +101,7 @@ def test_evaluate_on_user_coco_labels_matches_the_built_in_split(run, tmp_path):
     assert mine["post_processing"]["train_source"] == str(post)
     assert mine["methods"]["ridge_post_processing"]["num_images"] == n
     # the same frames through PNG + COCO JSON score as the in-memory split
-    for key in ("unsupervised", "unsupervised_raw", "mean_pose"):
+    for key in ("unsupervised", "unsupervised_no_lr_fix", "mean_pose"):
         assert mine["methods"][key]["error_percent"] == pytest.approx(
             builtin["methods"][key]["error_percent"], abs=1e-3), key
     assert (tmp_path / "ev" / "best_worst.png").is_file()

@@ -10,8 +10,8 @@ import torch
 import torch.multiprocessing as mp
 
 from keypointgan.config import load_config
-from keypointgan.train import checkpoint as ckpt
-from keypointgan.train.logger import read_scalars
+from keypointgan.core import checkpoint as ckpt
+from keypointgan.core.logger import read_scalars
 from keypointgan.train.trainer import Trainer, TrainingDiverged
 
 TINY = ["model.image_size=32", "model.base_width=8", "model.max_width=32", "model.disc_layers=1",

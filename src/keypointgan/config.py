@@ -15,10 +15,12 @@ from typing import Any, Optional, Sequence, Union, get_args, get_origin, get_typ
 
 import yaml
 
+from .errors import KeypointGANError
+
 PRESET_DIR = Path(__file__).with_name("configs")
 
 
-class ConfigError(ValueError):
+class ConfigError(KeypointGANError, ValueError):
     """A configuration file or override is malformed."""
 
 
@@ -76,6 +78,8 @@ class DataConfig:
     """Where frames, the pose prior and test labels come from."""
 
     source: str = "synthetic"  # "synthetic" or "folder"
+    options: dict[str, Any] = field(default_factory=dict)  # the source's own options: data.options.KEY=VALUE
+    protocol: Optional[str] = None  # evaluation protocol (eval/protocols.py); None: the dataset's
     root: Optional[str] = None  # own data: a folder of videos (frame folders or video files)
     prior: Optional[str] = None  # own data: COCO JSON or .npy (M, K, 2) pixels
     prior_image_size: Optional[list[int]] = None  # (width, height) of .npy prior coordinates
@@ -198,6 +202,8 @@ def _build(cls: type, data: dict[str, Any], where: str, base: Any = None) -> Any
         cur = getattr(obj, key)
         if dataclasses.is_dataclass(cur) and isinstance(value, dict):
             _build(type(cur), value, f"{where}.{key}", base=cur)
+        elif isinstance(cur, dict) and isinstance(value, dict):  # a free-form section (data.options): merged
+            setattr(obj, key, {**cur, **value})
         else:
             setattr(obj, key, _coerce(value, hints[key], f"{where}.{key}"))
     return obj
@@ -259,13 +265,28 @@ def load_config(spec: str | Path | None = "cpu", overrides: Sequence[str] = ()) 
         for path, data in reversed(chain):
             data = {k: v for k, v in data.items() if k != "base"}
             _build(Config, data, str(path), base=cfg)
+    return apply_overrides(cfg, overrides)
+
+
+def apply_overrides(cfg: Config, overrides: Sequence[str] = (), fixed: Sequence[str] = (),
+                    why: str = "{key} cannot be changed here") -> Config:
+    """Apply ``section.key=value`` overrides to ``cfg`` in place (and return it); an override
+    of a top-level key in ``fixed`` is a :class:`ConfigError` saying ``why`` (``{key}``: that key)."""
     for ov in overrides:
         keys, value = parse_override(ov)
+        if keys[0] in fixed:
+            raise ConfigError(f"override '{ov}': {why.format(key=keys[0])}")
         nested: Any = value
         for k in reversed(keys):
             nested = {k: nested}
         _build(Config, nested, f"override '{ov}'", base=cfg)
     return cfg
+
+
+def config_from_dict(data: dict[str, Any], where: str = "config", cls: type = Config) -> Any:
+    """A :class:`Config` (or another section ``cls``) from a nested dict, e.g. the ``config`` a
+    checkpoint stores; ``where`` names the source in errors."""
+    return _build(cls, data, where)
 
 
 def save_config(cfg: Config, path: str | Path) -> None:

@@ -1,8 +1,8 @@
 """What every data source provides: videos of frames, optional keypoints, a pose prior.
 
-Training only needs :class:`VideoSource` (pairs of frames of one video); the
-discriminator and eta pre-training need a :class:`PoseSource`; evaluation needs a
-:class:`LabelledSource`. The built-in synthetic data and a user's own folders both
+Training only needs :class:`VideoSource` (pairs of frames of one video, drawn by a
+:class:`PairSource`); the discriminator and eta pre-training need a :class:`PoseSource`;
+evaluation needs a :class:`LabelledSource`. The built-in synthetic data and a user's own folders both
 implement these, so samplers, training and evaluation never ask where frames come from.
 
 Conventions: frames are float tensors ``(3, H, W)`` in ``[-1, 1]`` at the model's
@@ -15,8 +15,10 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
+from ..errors import KeypointGANError
 
-class DataError(ValueError):
+
+class DataError(KeypointGANError, ValueError):
     """Bad input data: the message names the file and the problem."""
 
 
@@ -47,6 +49,14 @@ class LabelledSource(Protocol):
     def item(self, index: int) -> dict:
         """``{"image": (3,H,W) [-1,1], "keypoints": (K,2) normalised, "visible": (K,) bool,
         "category": str, "video": str, "id": int}``."""
+
+
+@runtime_checkable
+class PairSource(Protocol):
+    """Training pairs by step: batch ``step`` is a pure function of the sampler's seed and ``step``."""
+
+    def batch(self, step: int) -> dict[str, torch.Tensor]:
+        """``{"x": (B, 3, H, W), "x_app": (B, 3, H, W)}``: pose source / target and appearance."""
 
 
 @runtime_checkable

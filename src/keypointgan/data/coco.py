@@ -22,7 +22,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from ..io import atomic_write_text
+from ..core.io import atomic_write_text
 from ..pose.skeleton import Skeleton, SkeletonError
 from .base import DataError
 

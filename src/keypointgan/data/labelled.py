@@ -22,6 +22,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from ..config import Config, ConfigError
 from ..pose.skeleton import Skeleton
 from .base import DataError
 from .coco import CocoImage, read_coco_keypoints
@@ -40,7 +41,7 @@ class LabelledFolder:
                  skeleton: Optional[Skeleton] = None, *, crop: str = "center", margin: float = 0.25,
                  out_of_image: str = "keep") -> None:
         if crop not in CROPS:
-            raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
+            raise ConfigError(f"crop must be one of {CROPS}, got {crop!r}")
         self.root = Path(root)
         self.image_size = int(image_size)
         self.crop, self.margin = crop, float(margin)
@@ -138,3 +139,19 @@ class LabelledFolder:
             "keypoints_px": torch.from_numpy(kp_px.copy()),
             "file_name": im.file_name,
         }
+
+
+def labelled_folder(root: Optional[str | Path], labels: str | Path, cfg: Config, skeleton: Skeleton,
+                    what: str) -> LabelledFolder:
+    """A :class:`LabelledFolder` of a user's COCO labels, cropped as ``cfg.data`` says (``test_crop``,
+    ``bbox_margin``) at ``cfg.model.image_size``; errors say which file (``what``: "test", ...)
+    and the model's K. ``root`` defaults to the labels' folder."""
+    labels = Path(labels)
+    if not labels.is_file():
+        raise FileNotFoundError(f"{what} labels {labels}: no such file")
+    try:
+        return LabelledFolder(root if root is not None else labels.parent, labels, cfg.model.image_size, skeleton,
+                              crop=cfg.data.test_crop, margin=cfg.data.bbox_margin)
+    except DataError as e:
+        raise DataError(f"{what} labels do not fit the model (skeleton '{skeleton.name}', "
+                        f"K={skeleton.num_keypoints}): {e}") from None

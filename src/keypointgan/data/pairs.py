@@ -27,12 +27,12 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from ..core.seeds import PAIR_STREAM, PAIR_WARP_STREAM, PRIOR_STREAM, TPS_STREAM  # noqa: F401 (PRIOR_STREAM: prior.py)
 from .base import DataError, VideoSource
 from .tps import TPSParams, random_pair, sample_affine, sample_kernel_weights, warp
 
 log = logging.getLogger("keypointgan.data")
 
-PAIR_STREAM, TPS_STREAM, PRIOR_STREAM, PAIR_WARP_STREAM = 1, 2, 3, 4
 ORDERS = ("sorted", "random")
 
 

@@ -26,6 +26,7 @@ from typing import Mapping, Optional, Sequence
 import numpy as np
 import torch
 
+from ..config import ConfigError
 from ..pose.coords import pixels_to_normalized
 from ..pose.skeleton import Skeleton, name_mapping
 from .base import DataError, PoseSource
@@ -140,7 +141,7 @@ def load_prior(path: str | Path, skeleton: Skeleton, *, image_size: Optional[Seq
     """
     path = Path(path)
     if crop not in CROPS:
-        raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
+        raise ConfigError(f"crop must be one of {CROPS}, got {crop!r}")
     if not path.is_file():
         raise DataError(f"{path}: prior file not found")
     src = prior_skeleton or skeleton

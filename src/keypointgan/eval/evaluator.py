@@ -3,7 +3,8 @@
 One code path for every number the project reports: the unsupervised KeypointGAN
 detector (with the paper's left/right orientation correction by the pre-trained eta),
 the mean prior pose, supervised post-processing by ridge regression, and a supervised
-model of the same architecture. All are scored by :func:`metrics.evaluate_keypoints`.
+model of the same architecture. All are scored by :func:`metrics.evaluate_keypoints`
+(with a named protocol, :mod:`.protocols`); :mod:`.methods` puts them side by side.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from torch import nn
 
 from ..pose import Skeleton, keypoint_confidence
 from .metrics import evaluate_keypoints, orientation_correct
+from .protocols import Protocol
 from .regression import RidgeRegressor
 
 
@@ -103,8 +105,12 @@ def predict_labelled(model: nn.Module, source: Any, runtime: Any, skeleton: Skel
     return Predictions(kp, oriented, torch.cat(confs).numpy(), swapped, _truth(items_all))
 
 
-def score(pred: np.ndarray, truth: LabelledBatchSet, skeleton: Skeleton, image_size: int) -> dict[str, Any]:
-    """All metrics of ``pred`` against ``truth`` (see :func:`metrics.evaluate_keypoints`)."""
+def score(pred: np.ndarray, truth: LabelledBatchSet, skeleton: Skeleton, image_size: int,
+          protocol: Optional[Protocol] = None) -> dict[str, Any]:
+    """All metrics of ``pred`` against ``truth`` (see :func:`metrics.evaluate_keypoints`); with a
+    ``protocol``, its headline metric computed by the protocol (:meth:`Protocol.score`)."""
+    if protocol is not None:
+        return protocol.score(pred, truth.keypoints, truth.categories, skeleton, image_size, truth.visible)
     return evaluate_keypoints(pred, truth.keypoints, truth.categories, skeleton, image_size,
                               space="normalized", visible=truth.visible)
 
@@ -116,9 +122,9 @@ def mean_pose(prior: torch.Tensor | np.ndarray) -> np.ndarray:
 
 
 def mean_pose_baseline(prior: torch.Tensor | np.ndarray, truth: LabelledBatchSet, skeleton: Skeleton,
-                       image_size: int) -> dict[str, Any]:
+                       image_size: int, protocol: Optional[Protocol] = None) -> dict[str, Any]:
     pose = mean_pose(prior)
-    return score(np.broadcast_to(pose, truth.keypoints.shape).copy(), truth, skeleton, image_size)
+    return score(np.broadcast_to(pose, truth.keypoints.shape).copy(), truth, skeleton, image_size, protocol)
 
 
 def ridge_post_processing(train_pred: np.ndarray, train_truth: np.ndarray, test_pred: np.ndarray,

@@ -1,4 +1,4 @@
-"""The HTML report of a run: metrics table, loss curves and picture grids.
+"""The HTML report of a run: metrics table, loss curves and picture grids (and the text table).
 
 Pictures are PNG files next to ``index.html``; the page has no external resources,
 so it can be opened from disk or attached to an issue.
@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..train.logger import read_scalars
+from ..core.logger import read_scalars
 
 
 def _fmt(v: Any) -> str:
@@ -68,6 +68,20 @@ def metrics_table(rows: Sequence[tuple[str, Mapping[str, Any]]], columns: Sequen
         "<tr><td>" + html.escape(name) + "</td>" + "".join(f"<td>{_fmt(m.get(k))}</td>" for k, _ in columns) + "</tr>"
         for name, m in rows)
     return f"<table><tr><th>method</th>{head}</tr>{body}</table>"
+
+
+def format_table(rows: Sequence[tuple[str, Mapping[str, Any]]], columns: Sequence[tuple[str, str]]) -> str:
+    """A fixed-width text table: one row per method, ``columns`` as (key, header)."""
+    def cell(v: Any) -> str:
+        return "-" if v is None else (f"{v:.3f}" if isinstance(v, float) and abs(v) < 1 else
+                                      f"{v:.2f}" if isinstance(v, float) else str(v))
+
+    name_w = max([len("method")] + [len(n) for n, _ in rows])
+    widths = [max(len(h), 8) for _, h in columns]
+    lines = ["  ".join(["method".ljust(name_w)] + [h.rjust(w) for (_, h), w in zip(columns, widths)])]
+    for name, m in rows:
+        lines.append("  ".join([name.ljust(name_w)] + [cell(m.get(k)).rjust(w) for (k, _), w in zip(columns, widths)]))
+    return "\n".join(lines)
 
 
 def category_table(rows: Sequence[tuple[str, Mapping[str, Any]]], key: str = "error_percent_per_category") -> str:

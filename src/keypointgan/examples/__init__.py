@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from ..errors import UsageError
 from . import bodies, faces
 from .common import LabelerUnavailable
 
@@ -54,7 +55,7 @@ EXAMPLES: dict[str, Example] = {
 
 def get_example(name: str) -> Example:
     if name not in EXAMPLES:
-        raise ValueError(f"unknown example '{name}'; known: {', '.join(EXAMPLES)}")
+        raise UsageError(f"unknown example '{name}'; known: {', '.join(EXAMPLES)}")
     return EXAMPLES[name]
 
 

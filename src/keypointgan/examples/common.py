@@ -43,7 +43,7 @@ from ..data.base import DataError
 from ..data.coco import write_coco_keypoints
 from ..data.transforms import CropBox, crop_resize
 from ..data.video import decode_video
-from ..io import atomic_write_text
+from ..core.io import atomic_write_text
 from ..pose.coords import normalized_to_pixels, pixels_to_normalized
 from ..pose.skeleton import Skeleton, save_skeleton
 

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from ..pose.softargmax import heatmaps_to_keypoints, keypoint_confidence
+from ..errors import UsageError
 from .loading import TrainedModel
 from .predict import PathLike, load_model
 
@@ -97,7 +98,7 @@ def export_onnx(det: Detector, path: PathLike, example: torch.Tensor, exporter: 
     installed and falls back to the TorchScript-based one.
     """
     if exporter not in ("auto", "dynamo", "torchscript"):
-        raise ValueError(f"exporter must be auto, dynamo or torchscript, got {exporter!r}")
+        raise UsageError(f"exporter must be auto, dynamo or torchscript, got {exporter!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     use_dynamo = exporter == "dynamo" or (exporter == "auto" and importlib.util.find_spec("onnxscript") is not None)
@@ -190,9 +191,9 @@ def export(checkpoint: PathLike, out: PathLike, formats: Sequence[str] = FORMATS
     """
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
-        raise ValueError(f"unknown export format(s) {bad}; choose from {list(FORMATS)}")
+        raise UsageError(f"unknown export format(s) {bad}; choose from {list(FORMATS)}")
     if batch < 1:
-        raise ValueError(f"batch must be >= 1, got {batch}")
+        raise UsageError(f"batch must be >= 1, got {batch}")
     out = Path(out)
     det, tm = load_detector(checkpoint, weights)
     example = example_batch(det.image_size, batch)

@@ -9,12 +9,13 @@ from typing import Optional
 
 from torch import nn
 
-from ..config import Config, _build
+from ..config import Config, config_from_dict
+from ..errors import UsageError
 from ..models import build_models
 from ..models.keypointgan import KeypointGAN
 from ..pose import Skeleton
-from ..train import checkpoint as ckpt
-from ..train.runtime import Runtime
+from ..core import checkpoint as ckpt
+from ..core.runtime import Runtime
 
 
 @dataclass
@@ -39,11 +40,11 @@ def load_trained(path: str | Path, device: str = "auto", precision: str = "auto"
     trainer evaluates those), "ema" requires them, "raw" takes the last training weights.
     """
     if weights_kind not in WEIGHTS:
-        raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights_kind!r}")
+        raise UsageError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights_kind!r}")
     weights, _, meta = ckpt.load_checkpoint(path)
     if "config" not in meta or "skeleton" not in meta:
         raise ckpt.CheckpointError(f"{path}: checkpoint has no config/skeleton metadata (state.json)")
-    cfg = _build(Config, meta["config"], f"{path} (state.json config)")
+    cfg = config_from_dict(meta["config"], f"{path} (state.json config)")
     skeleton = Skeleton.from_dict(meta["skeleton"], source=f"{path} (state.json skeleton)")
     runtime = Runtime.create(device, precision, channels_last)
     model, _ = build_models(cfg, skeleton)

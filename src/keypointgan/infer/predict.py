@@ -29,8 +29,9 @@ from ..data.base import DataError
 from ..data.coco import write_coco_keypoints
 from ..data.transforms import CropBox, center_box, crop_resize, to_tensor_batch
 from ..data.video import IMAGE_EXTS, VIDEO_EXTS, is_image, is_video_file, natural_key, read_image
+from ..errors import UsageError
 from ..pose.softargmax import keypoint_confidence
-from ..train import checkpoint as ckpt
+from ..core import checkpoint as ckpt
 from ..viz import draw_skeleton, side_colors
 from .loading import TrainedModel, load_trained
 
@@ -322,7 +323,7 @@ def predict(checkpoint: PathLike, inputs: Sequence[PathLike] | PathLike, out: Pa
     from tqdm.auto import tqdm
 
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise UsageError(f"batch_size must be >= 1, got {batch_size}")
     sources = collect_inputs(inputs)
     out = Path(out)
     tm = load_model(checkpoint, device=device, precision=precision, weights=weights)

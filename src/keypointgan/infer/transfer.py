@@ -27,6 +27,7 @@ from PIL import Image
 
 from ..data.transforms import CropBox, to_tensor_batch, to_uint8
 from ..data.video import read_image
+from ..errors import UsageError
 from ..pose.skeleton import Skeleton
 from ..viz import draw_skeleton, make_grid, side_colors
 from .loading import TrainedModel
@@ -68,7 +69,7 @@ def _save(img: np.ndarray, path: Path) -> Path:
 def load_crops(paths: Sequence[PathLike], size: int) -> tuple[list[np.ndarray], list[CropBox]]:
     """Each image centre-cropped and resized to ``size``; unreadable files are errors naming them."""
     if not paths:
-        raise ValueError("no images given")
+        raise UsageError("no images given")
     crops, boxes = [], []
     for p in paths:
         c, b = prepare(read_image(p), size)
@@ -101,7 +102,7 @@ def transfer(checkpoint: PathLike, pose_images: Sequence[PathLike], appearance_i
     column the appearance images. ``out/transfer.json`` lists rows and columns.
     """
     if not pose_images or not appearance_images:
-        raise ValueError("transfer needs at least one pose image and one appearance image")
+        raise UsageError("transfer needs at least one pose image and one appearance image")
     tm = load_model(checkpoint, device=device, precision=precision, weights=weights)
     size = tm.model.image_size
     pose_crops, _ = load_crops(pose_images, size)
@@ -146,16 +147,16 @@ def parse_move(text: str) -> Move:
     absolute = value.startswith("@")
     parts = [v.strip() for v in value.lstrip("@").split(",")]
     if not eq or not name or len(parts) != 2:
-        raise ValueError(f"bad keypoint move {text!r}: expected {MOVE_SYNTAX}")
+        raise UsageError(f"bad keypoint move {text!r}: expected {MOVE_SYNTAX}")
     units = [p.lower().endswith("px") for p in parts]
     if units[0] != units[1]:
-        raise ValueError(f"bad keypoint move {text!r}: give both coordinates in pixels ('px') or neither")
+        raise UsageError(f"bad keypoint move {text!r}: give both coordinates in pixels ('px') or neither")
     try:
         x, y = (float(p[:-2] if u else p) for p, u in zip(parts, units))
     except ValueError:
-        raise ValueError(f"bad keypoint move {text!r}: coordinates must be numbers; expected {MOVE_SYNTAX}") from None
+        raise UsageError(f"bad keypoint move {text!r}: coordinates must be numbers; expected {MOVE_SYNTAX}") from None
     if not (math.isfinite(x) and math.isfinite(y)):
-        raise ValueError(f"bad keypoint move {text!r}: coordinates must be finite")
+        raise UsageError(f"bad keypoint move {text!r}: coordinates must be finite")
     return Move(name, x, y, absolute, units[0], text)
 
 
@@ -169,7 +170,7 @@ def apply_moves(keypoints: torch.Tensor, moves: Sequence[Move | str], skeleton: 
     for m in moves:
         m = parse_move(m) if isinstance(m, str) else m
         if m.name not in skeleton.keypoint_names:
-            raise ValueError(f"unknown keypoint '{m.name}' in move {m.text or m.name!r}; skeleton "
+            raise UsageError(f"unknown keypoint '{m.name}' in move {m.text or m.name!r}; skeleton "
                              f"'{skeleton.name}' has: {', '.join(skeleton.keypoint_names)}")
         j = skeleton.keypoint_names.index(m.name)
         v = np.array([m.x, m.y], np.float64)
@@ -220,7 +221,7 @@ def edit(checkpoint: PathLike, image: PathLike, moves: Sequence[Move | str], out
     and in original-image pixels.
     """
     if not moves:
-        raise ValueError("edit needs at least one move, e.g. l_wrist=+0.1,-0.2")
+        raise UsageError("edit needs at least one move, e.g. l_wrist=+0.1,-0.2")
     moves = [parse_move(m) if isinstance(m, str) else m for m in moves]  # syntax errors before loading
     tm = load_model(checkpoint, device=device, precision=precision, weights=weights)
     r = edit_image(tm, read_image(image), moves)

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..errors import KeypointGANError
 from ._checks import check_image_pair
 
 PathLike = Union[str, Path]
@@ -59,7 +60,7 @@ TORCHVISION_STD = (0.229, 0.224, 0.225)
 PREPROCESSING_KINDS = ("matconvnet", "torchvision")
 
 
-class WeightsError(ValueError):
+class WeightsError(KeypointGANError, ValueError):
     """A VGG-19 weights file is missing, unreadable or does not hold VGG-19."""
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..config import Config, ModelConfig
+from ..config import Config, ConfigError, ModelConfig
+from ..errors import KeypointGANError
 from .discriminator import MultiScaleDiscriminator, PatchGAN, patchgan_output_size
 from .eta import EtaOutput, SkeletonRegressor
 from .init import init_weights
@@ -27,8 +28,17 @@ def build_discriminator(model: ModelConfig, init: bool = True) -> MultiScaleDisc
 
 def build_models(cfg: Config, skeleton: Optional[SkeletonLike] = None,
                  init: bool = True) -> tuple[KeypointGAN, MultiScaleDiscriminator]:
-    """(KeypointGAN, MultiScaleDiscriminator) for ``cfg``; skeleton defaults to ``cfg.skeleton``/``link_set``."""
-    return KeypointGAN(cfg, skeleton, init=init), build_discriminator(cfg.model, init)
+    """(KeypointGAN, MultiScaleDiscriminator) for ``cfg``; skeleton defaults to ``cfg.skeleton``/``link_set``.
+
+    The networks check their arguments with ``ValueError``s; built from a config, those
+    are the config's errors (``model.*``, ``render.*``), raised as :class:`ConfigError`.
+    """
+    try:
+        return KeypointGAN(cfg, skeleton, init=init), build_discriminator(cfg.model, init)
+    except ValueError as e:
+        if isinstance(e, KeypointGANError):  # SkeletonError, ConfigError: already a user's error
+            raise
+        raise ConfigError(str(e)) from e
 
 
 __all__ = [

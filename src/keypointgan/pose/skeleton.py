@@ -17,12 +17,14 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import yaml
 
+from ..errors import KeypointGANError
+
 _BUILTIN_DIR = Path(__file__).with_name("skeletons")
 
 Edge = tuple[int, int]
 
 
-class SkeletonError(ValueError):
+class SkeletonError(KeypointGANError, ValueError):
     """A skeleton definition is malformed, or keypoints do not fit a skeleton."""
 
 

@@ -34,9 +34,10 @@ from ..losses.eta import eta_prior_loss
 from ..models import build_models
 from ..models.keypointgan import KeypointGAN
 from ..pose import Skeleton, get_skeleton
-from . import checkpoint as ckpt
-from .logger import RunLogger
-from .runtime import Runtime
+from ..core import checkpoint as ckpt
+from ..core.logger import RunLogger
+from ..core.runtime import Runtime
+from ..core.seeds import SUPERVISED_BATCH_STREAM, step_seed
 from .trainer import TrainingDiverged, TrainState
 
 STAGE = "supervised"
@@ -60,7 +61,7 @@ def labelled_source(data: Any, cfg: Config, skeleton: Skeleton) -> Any:
 
 def labelled_batch(source: Any, batch_size: int, seed: int, step: int) -> dict[str, torch.Tensor]:
     """A batch of labelled images drawn with a generator seeded by (seed, step): reproducible."""
-    g = torch.Generator().manual_seed((seed * 1_000_003 + 7 * 101 + step) % (2**63))
+    g = torch.Generator().manual_seed(step_seed(seed, 0, SUPERVISED_BATCH_STREAM, step))
     idx = torch.randint(len(source), (batch_size,), generator=g).tolist()
     items = [source.item(i) for i in idx]
     kp = torch.stack([torch.as_tensor(it["keypoints"], dtype=torch.float32) for it in items])

@@ -34,21 +34,23 @@ import torch
 from torch import nn
 
 from ..config import Config, ConfigError, save_config
+from ..errors import KeypointGANError
 from ..losses import (build_reconstruction_loss, eta_cycle_loss, eta_prior_loss, lsgan_discriminator_loss,
                       lsgan_generator_loss)
 from ..models import build_models
 from ..data.prior import random_similarity
 from ..pose import get_skeleton
 from ..pose.stats import pose_spread
-from . import checkpoint as ckpt
+from ..core import checkpoint as ckpt
+from ..core.seeds import D_AUGMENT_STREAM, ETA_AUGMENT_STREAM, POOL_STREAM, step_seed
 from .ema import ModelEMA
 from .distributed import DistInfo, all_reduce_mean, barrier, init_distributed, wrap
-from .logger import RunLogger
+from ..core.logger import RunLogger
 from .pool import HistoryPool
-from .runtime import Runtime
+from ..core.runtime import Runtime
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(KeypointGANError, RuntimeError):
     """A loss became NaN or infinite; the run stopped without overwriting good checkpoints."""
 
 
@@ -180,8 +182,7 @@ class Trainer:
 
     def _generator(self, stream: int, step: int) -> torch.Generator:
         """Generator for one stream of random draws at one step: resumable by construction."""
-        seed = (self.cfg.train.seed * 1_000_003 + self.dist.rank * 10_007 + stream * 101 + step) % (2**63)
-        return torch.Generator().manual_seed(seed)
+        return torch.Generator().manual_seed(step_seed(self.cfg.train.seed, self.dist.rank, stream, step))
 
     # -- eta pre-training -------------------------------------------------------------
     def _prior(self, step: int) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
@@ -191,8 +192,13 @@ class Trainer:
         vis = None if vis is None or bool(vis.all()) else self.runtime.tensor(vis)
         return self.runtime.tensor(b["keypoints"]), vis
 
+    def prior_batch(self, step: int) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """The prior poses training draws at ``step``, on the run's device, and their visibility
+        (None when all are visible): what :meth:`eta_loss_prior` takes."""
+        return self._prior(step)
+
     def _augment(self, prior: torch.Tensor, step: int, enabled: Optional[bool] = None,
-                 stream: int = 5) -> torch.Tensor:
+                 stream: int = ETA_AUGMENT_STREAM) -> torch.Tensor:
         """Prior poses randomly moved (data.prior.random_similarity) when ``enabled`` (default
         ``train.eta_augment``: eta's poses; the discriminator's use ``train.d_augment``)."""
         if not (self.cfg.train.eta_augment if enabled is None else enabled):
@@ -268,7 +274,8 @@ class Trainer:
     def discriminator_step(self, fake_y: torch.Tensor, prior: torch.Tensor,
                            visible: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:
         """D update on beta(prior) (real) vs pooled Phi(x) (fake), one forward for DDP."""
-        prior = self._augment(prior, self.state.eta_step + self.state.step + 1, self.cfg.train.d_augment, stream=6)
+        prior = self._augment(prior, self.state.eta_step + self.state.step + 1, self.cfg.train.d_augment,
+                              stream=D_AUGMENT_STREAM)
         real = self.model.render(prior, visible)
         fake = self.runtime.tensor(self.pool.query(fake_y.detach().float()))
         with self.runtime.autocast():
@@ -315,7 +322,7 @@ class Trainer:
         batch = self.data.pair_batch(step)
         x, x_app = self.runtime.tensor(batch["x"]), self.runtime.tensor(batch["x_app"])
         prior, visible = self._prior(self.state.eta_step + step)
-        self.pool.generator.manual_seed(int(self._generator(4, step).initial_seed()))
+        self.pool.generator.manual_seed(int(self._generator(POOL_STREAM, step).initial_seed()))
         self.model.train()
         self.disc.train()
         losses, out = self.generator_step(x, x_app)

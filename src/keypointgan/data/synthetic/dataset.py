@@ -27,6 +27,7 @@ from typing import Any, Iterator, Optional, Sequence
 import numpy as np
 import torch
 
+from ...config import ConfigError
 from ...pose.skeleton import Skeleton, get_skeleton
 from ..base import DataError
 from .appearance import render_background
@@ -205,7 +206,7 @@ class FrameStore:
     def __init__(self, world: SyntheticWorld, vids: Sequence[int], frames: Sequence[int], size: int,
                  split: str, storage: str = "auto", cache_dir: Optional[str | Path] = None):
         if storage not in ("auto", "memory", "lazy"):
-            raise ValueError(f"storage must be 'auto', 'memory' or 'lazy', got '{storage}'")
+            raise ConfigError(f"storage must be 'auto', 'memory' or 'lazy', got '{storage}'")
         self.world, self.vids, self.frames, self.size, self.split = world, list(vids), list(frames), size, split
         nbytes = len(self.vids) * len(self.frames) * 3 * size * size
         self.storage = ("memory" if nbytes <= MEMORY_LIMIT_BYTES else "lazy") if storage == "auto" else storage

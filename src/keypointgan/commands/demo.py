@@ -13,21 +13,20 @@ import html
 import platform
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 
-from .config import load_config
-from .data.base import SubsetSource
-from .eval.evaluator import mean_pose_baseline, predict_labelled, ridge_post_processing, score
-from .eval.report import category_table, metrics_table, plot_losses, write_report
-from .train.trainer import Trainer
-from .viz import prediction_grid
-from .viz import to_uint8 as _to_uint8
-
-COLUMNS = [("error_percent", "error % (↓)"), ("error_percent_min_over_flip", "min over L/R flip % (↓)"),
-           ("error_px", "error px (↓)"), ("pck@0.05", "PCK@0.05 (↑)"), ("pck@0.1", "PCK@0.1 (↑)")]
+from ..config import load_config
+from ..data.base import SubsetSource
+from ..data.datasets import protocol_name
+from ..eval.methods import Detector, columns, compare_methods
+from ..eval.protocols import get_protocol
+from ..eval.report import category_table, metrics_table, plot_losses, write_report
+from ..train.trainer import Trainer
+from ..viz import prediction_grid
+from ..viz import to_uint8 as _to_uint8
 
 
 def _machine() -> str:
@@ -44,7 +43,7 @@ def _machine() -> str:
 
 def reconstruction_grid(trainer: Trainer, n: int = 8, scale: int = 2) -> np.ndarray:
     """Rows: x, x' (appearance), Phi(x), beta(eta(Phi(x))), reconstruction."""
-    from .viz import make_grid
+    from ..viz import make_grid
 
     batch = trainer.data.pair_batch(10**9)
     x, xa = trainer.runtime.tensor(batch["x"][:n]), trainer.runtime.tensor(batch["x_app"][:n])
@@ -65,7 +64,7 @@ def eta_iterations_for(trainer: Trainer, seconds: float) -> int:
     cap = trainer.cfg.train.eta_pretrain_iterations
     if cap <= 0:
         return 0
-    prior, visible = trainer._prior(0)
+    prior, visible = trainer.prior_batch(0)
     per = []
     for _ in range(2):  # the first call pays for kernel selection
         t = time.perf_counter()
@@ -104,25 +103,24 @@ def run_demo(out: str | Path = "runs/demo", minutes: float = 15.0, config: str =
     t_train = time.monotonic() - t0 - t_data - t_eta
 
     data, sk, size = trainer.data, trainer.skeleton, cfg.model.image_size
-    preds = predict_labelled(trainer.inference_model, data.test, trainer.runtime, sk, trainer.eta_frozen, progress=progress)
+    protocol = get_protocol(protocol_name(cfg))
     ema_note = "EMA weights" if trainer.ema is not None else "last-step weights"
-    rows: list[tuple[str, dict[str, Any]]] = [
-        (f"KeypointGAN (unsupervised, {ema_note}, L/R by pre-trained eta)", score(preds.oriented, preds.truth, sk, size)),
-        (f"KeypointGAN (unsupervised, {ema_note}, no L/R correction)", score(preds.keypoints, preds.truth, sk, size)),
-        ("mean prior pose", mean_pose_baseline(data.prior, preds.truth, sk, size)),
-    ]
+    detectors = [Detector("unsupervised", f"KeypointGAN (unsupervised, {ema_note}, L/R by pre-trained eta)",
+                          trainer.inference_model, trainer.runtime, trainer.eta_frozen,
+                          no_lr_label=f"KeypointGAN (unsupervised, {ema_note}, no L/R correction)")]
     if trainer.ema is not None:
-        last = predict_labelled(trainer.model, data.test, trainer.runtime, sk, trainer.eta_frozen)
-        rows.append(("KeypointGAN (unsupervised, last-step weights, L/R by pre-trained eta)",
-                     score(last.oriented, last.truth, sk, size)))
+        detectors.append(Detector("unsupervised_last_step",
+                                  "KeypointGAN (unsupervised, last-step weights, L/R by pre-trained eta)",
+                                  trainer.model, trainer.runtime, trainer.eta_frozen))
+    labelled = getattr(data, "train_labelled", None)
+    comp = compare_methods(data.test, detectors, sk, size, prior=data.prior, protocol=protocol, progress=progress,
+                           train_labelled=SubsetSource.spread(labelled, ridge_images) if labelled is not None else None)
+    preds = comp.predictions["unsupervised"]
+    rows = comp.labelled
     post_note = ""
-    if getattr(data, "train_labelled", None) is not None:
-        labelled = SubsetSource.spread(data.train_labelled, ridge_images)
-        train_preds = predict_labelled(trainer.inference_model, labelled, trainer.runtime, sk, trainer.eta_frozen)
-        ridge, _ = ridge_post_processing(train_preds.oriented, train_preds.truth.keypoints, preds.oriented)
-        rows.append(("KeypointGAN + supervised post-processing (ridge)", score(ridge, preds.truth, sk, size)))
+    if comp.ridge is not None:
         post_note = (f"Supervised post-processing: a linear map (least squares) fitted from predicted to true "
-                     f"keypoints on {len(train_preds.truth.ids)} labelled training frames; it uses labels and is "
+                     f"keypoints on {comp.ridge_images} labelled training frames; it uses labels and is "
                      f"reported apart from the unsupervised numbers, as in the paper.")
     t_eval = time.monotonic() - t0 - t_data - t_eta - t_train
 
@@ -137,18 +135,18 @@ def run_demo(out: str | Path = "runs/demo", minutes: float = 15.0, config: str =
     has_curves = plot_losses(out / "run", rdir / "losses.png")
     total = time.monotonic() - t0
     timing = {"data_s": t_data, "eta_pretrain_s": t_eta, "train_s": t_train, "eval_s": t_eval, "total_s": total}
-    summary = {"metrics": dict(rows), "timing": timing, "machine": _machine(), "runtime": trainer.runtime.describe(),
-               "eta_pretrain_iterations": trainer.state.eta_step, "iterations": trainer.state.step,
-               "test_images": len(data.test), "config": cfg.to_dict()}
-    main = rows[0][1]["error_percent"]
-    base = rows[2][1]["error_percent"]
+    summary = {"metrics": dict(rows), "protocol": protocol.name, "timing": timing, "machine": _machine(),
+               "runtime": trainer.runtime.describe(), "eta_pretrain_iterations": trainer.state.eta_step,
+               "iterations": trainer.state.step, "test_images": len(data.test), "config": cfg.to_dict()}
+    main = comp["unsupervised"]["error_percent"]
+    base = comp["mean_pose"]["error_percent"]
     sections = [
         ("Result", f"<p>Mean keypoint error on {len(data.test)} held-out test frames: <b>{main:.2f}%</b> of the image "
                    f"size, against <b>{base:.2f}%</b> for the mean prior pose ({ema_note}; "
                    f"train.ema_decay={cfg.train.ema_decay}). "
                    f"{trainer.state.eta_step} eta pre-training and {trainer.state.step} joint iterations in "
                    f"{total / 60:.1f} minutes on {html.escape(_machine())} ({trainer.runtime.describe()}).</p>"),
-        ("Metrics", metrics_table(rows, COLUMNS) + f"<p class=note>{post_note} Error %: mean Euclidean distance as a "
+        ("Metrics", metrics_table(rows, columns(protocol, arrows=True)) + f"<p class=note>{post_note} Error %: mean Euclidean distance as a "
                     "percentage of the image size, per frame, averaged per activity then over activities (Simplified "
                     "Human3.6M protocol). EMA weights: an exponential moving average of Phi, Psi and eta over "
                     "training; GAN training oscillates and the last-step weights move by several points between "

@@ -52,6 +52,8 @@ from typing import Any, Callable, Optional, Sequence
 
 import torch
 
+from ..errors import UsageError
+
 PATHS = {
     # name -> config overrides
     "reference": ["train.precision=fp32", "train.channels_last=false"],
@@ -94,7 +96,7 @@ class BenchSettings:
         if iters is not None:
             s.iters = int(iters)
         if s.batch < 1 or s.iters < 1 or not s.sizes:
-            raise ValueError("bench: batch and iters must be >= 1 and at least one size given")
+            raise UsageError("bench: batch and iters must be >= 1 and at least one size given")
         return s
 
     def base_overrides(self, size: int, batch: int) -> list[str]:
@@ -239,8 +241,8 @@ def bench_train_step(settings: BenchSettings, size: int, path: str, data: Any = 
                      log: Callable[[str], None] = lambda s: None) -> tuple[dict[str, Any], Any]:
     """One ``train`` row: a full iteration of ``path`` at ``size`` px; returns (row, data) so
     that the other path at this size reuses the same synthetic data."""
-    from .config import load_config
-    from .train.trainer import Trainer
+    from ..config import load_config
+    from ..train.trainer import Trainer
 
     cfg = load_config(settings.config, settings.base_overrides(size, settings.batch) + PATHS[path])
     with tempfile.TemporaryDirectory(prefix="kpgan-bench-") as tmp:
@@ -267,9 +269,9 @@ def bench_train_step(settings: BenchSettings, size: int, path: str, data: Any = 
 # -- 2. inference ---------------------------------------------------------------------------
 def bench_inference(settings: BenchSettings, path: str, log: Callable[[str], None] = lambda s: None) -> list[dict]:
     """``infer`` rows of ``path``: detect (Phi + eta) at each of ``settings.infer_batches``."""
-    from .config import load_config
-    from .models import KeypointGAN
-    from .train.runtime import Runtime
+    from ..config import load_config
+    from ..models import KeypointGAN
+    from ..core.runtime import Runtime
 
     size = settings.infer_size
     cfg = load_config(settings.config, settings.base_overrides(size, settings.batch) + PATHS[path])
@@ -302,9 +304,9 @@ def bench_inference(settings: BenchSettings, path: str, log: Callable[[str], Non
 def bench_renderer(settings: BenchSettings, size: int, log: Callable[[str], None] = lambda s: None) -> list[dict]:
     """``render`` rows at ``size``: beta and the naive reference, forward + backward, with
     their outputs' and keypoint gradients' largest differences."""
-    from .pose import get_skeleton
-    from .pose.render import render_skeleton, render_skeleton_dense
-    from .train.runtime import resolve_device
+    from ..pose import get_skeleton
+    from ..pose.render import render_skeleton, render_skeleton_dense
+    from ..core.runtime import resolve_device
 
     dev = resolve_device(settings.device)
     sync = _sync(dev)
@@ -354,7 +356,7 @@ def cpu_model_name() -> str:
 
 def machine_header(device: str = "auto") -> dict[str, Any]:
     """What the figures were measured on."""
-    from .train.runtime import cpu_kind, resolve_device, resolve_precision
+    from ..core.runtime import cpu_kind, resolve_device, resolve_precision
 
     dev = resolve_device(device)
     return {
@@ -478,7 +480,7 @@ def _jsonable(v: Any) -> Any:
 
 def write_json(result: BenchResult, path: str | Path) -> Path:
     """The header, settings and rows as JSON (atomic: a temp file, then a rename)."""
-    from .io import atomic_write_text
+    from ..core.io import atomic_write_text
 
     path = Path(path)
     atomic_write_text(path, json.dumps(_jsonable(asdict(result)), indent=1) + "\n")

@@ -19,6 +19,13 @@ from typing import Optional
 import torch
 from torch import nn
 
+from ..config import ConfigError
+from ..errors import KeypointGANError
+
+
+class DeviceError(KeypointGANError, RuntimeError):
+    """The requested device is not available here."""
+
 
 @lru_cache(maxsize=None)
 def cpu_flags() -> frozenset[str]:
@@ -52,14 +59,14 @@ def resolve_device(spec: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(spec)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device '{spec}' requested but CUDA is not available")
+        raise DeviceError(f"device '{spec}' requested but CUDA is not available")
     return dev
 
 
 def resolve_precision(spec: str, device: torch.device) -> str:
     """``auto`` -> ``bf16`` where it is fast (AMX CPU, CUDA with bf16), else ``fp32``."""
     if spec not in ("auto", "bf16", "fp32"):
-        raise ValueError(f"precision must be auto, bf16 or fp32, got '{spec}'")
+        raise ConfigError(f"precision must be auto, bf16 or fp32, got '{spec}'")
     if spec != "auto":
         return spec
     if device.type == "cuda":

@@ -23,12 +23,13 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from ..io import atomic_write_text
+from ..errors import KeypointGANError
+from .io import atomic_write_text
 
 LATEST = "latest"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(KeypointGANError, RuntimeError):
     """A checkpoint is missing, incomplete or does not fit the model."""
 
 
