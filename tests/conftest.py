@@ -1,0 +1,33 @@
+"""Suite-wide: the header names the CPU and the precision `train.precision: auto` picks,
+so every CI log says which kind of machine its timings and thresholds came from."""
+
+import platform
+
+import torch
+
+from keypointgan.core.runtime import cpu_kind, resolve_precision
+
+
+def _cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _line() -> str:
+    auto = resolve_precision("auto", torch.device("cpu"))
+    return (f"keypointgan: CPU {_cpu_model()} ({cpu_kind()}), torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads; train.precision=auto -> {auto} on this CPU")
+
+
+def pytest_report_header(config):
+    return [_line()]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Also at the end: ``pytest -q`` (the README's command) prints no header."""
+    terminalreporter.write_line(_line())
