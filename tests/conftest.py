@@ -24,10 +24,17 @@ def _line() -> str:
             f"{torch.get_num_threads()} threads; train.precision=auto -> {auto} on this CPU")
 
 
+_AT_START: list[str] = []
+
+
+def pytest_configure(config):
+    _AT_START.append(_line())  # before any test changes torch's thread count
+
+
 def pytest_report_header(config):
-    return [_line()]
+    return [_AT_START[0] if _AT_START else _line()]
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     """Also at the end: ``pytest -q`` (the README's command) prints no header."""
-    terminalreporter.write_line(_line())
+    terminalreporter.write_line(_AT_START[0] if _AT_START else _line())

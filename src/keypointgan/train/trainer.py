@@ -457,8 +457,17 @@ class Trainer:
         """The weights to evaluate: the EMA when the run keeps one, else the raw model."""
         return self.ema.module if self.ema is not None else self.model
 
+    # The one list of what a checkpoint holds: a variant with another network or optimiser
+    # adds one entry here (and its module/optimiser in __init__); save and resume follow.
+    REQUIRED_MODULES = ("model", "disc")  # resume fails if a checkpoint lacks them
+    OPTIONAL_MODULES = ("rec_loss",)  # running means; older checkpoints may lack them
+
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"opt_g": self.opt_g, "opt_d": self.opt_d, "opt_eta": self.opt_eta}
+
     def _modules(self) -> dict[str, nn.Module]:
-        mods: dict[str, nn.Module] = {"model": self.model, "disc": self.disc, "rec_loss": self.rec_loss}
+        mods: dict[str, nn.Module] = {name: getattr(self, name)
+                                      for name in self.REQUIRED_MODULES + self.OPTIONAL_MODULES}
         if self.eta_frozen is not None:
             mods["eta_pretrained"] = self.eta_frozen
         if self.ema is not None:
@@ -475,7 +484,7 @@ class Trainer:
         state: dict[str, torch.Tensor] = {}
         meta: dict[str, Any] = {"train_state": {k: v for k, v in vars(self.state).items()},
                                 "config": self.cfg.to_dict(), "skeleton": self.skeleton.to_dict()}
-        for name, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d), ("opt_eta", self.opt_eta)):
+        for name, opt in self._optimizers().items():
             tensors, m = ckpt.optimizer_to_tensors(name, opt)
             state.update(tensors)
             meta[name] = m
@@ -489,10 +498,11 @@ class Trainer:
             return False
         weights, state, meta = ckpt.load_checkpoint(root)
         dev = self.runtime.device
-        ckpt.load_module_state(self.model, "model", weights, str(root))
-        ckpt.load_module_state(self.disc, "disc", weights, str(root))
-        if any(k.startswith("rec_loss.") for k in weights):
-            ckpt.load_module_state(self.rec_loss, "rec_loss", weights, str(root))
+        for name in self.REQUIRED_MODULES:
+            ckpt.load_module_state(getattr(self, name), name, weights, str(root))
+        for name in self.OPTIONAL_MODULES:
+            if any(k.startswith(f"{name}.") for k in weights):
+                ckpt.load_module_state(getattr(self, name), name, weights, str(root))
         known = {f.name for f in fields(TrainState)}
         self.state = TrainState(**{k: v for k, v in meta["train_state"].items() if k in known})
         if self.state.eta_pretrained:
@@ -501,7 +511,7 @@ class Trainer:
         if any(k.startswith("model_ema.") for k in weights) and self.cfg.train.ema_decay > 0:
             self.ema = ModelEMA(self.model, self.cfg.train.ema_decay)
             ckpt.load_module_state(self.ema.module, "model_ema", weights, str(root))
-        for name, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d), ("opt_eta", self.opt_eta)):
+        for name, opt in self._optimizers().items():
             ckpt.optimizer_from_tensors(name, opt, state, meta[name])
         self.pool.load_state_dict(ckpt.unflatten_state_dict("pool", state), dev)
         self.model.to(dev)
