@@ -1,26 +1,14 @@
 """Suite-wide: the header names the CPU and the precision `train.precision: auto` picks,
 so every CI log says which kind of machine its timings and thresholds came from."""
 
-import platform
-
 import torch
 
-from keypointgan.core.runtime import cpu_kind, resolve_precision
-
-
-def _cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from keypointgan.core.runtime import cpu_kind, cpu_model_name, resolve_precision
 
 
 def _line() -> str:
     auto = resolve_precision("auto", torch.device("cpu"))
-    return (f"keypointgan: CPU {_cpu_model()} ({cpu_kind()}), torch {torch.__version__}, "
+    return (f"keypointgan: CPU {cpu_model_name()} ({cpu_kind()}), torch {torch.__version__}, "
             f"{torch.get_num_threads()} threads; train.precision=auto -> {auto} on this CPU")
 
 

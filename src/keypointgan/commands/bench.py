@@ -344,19 +344,11 @@ def bench_renderer(settings: BenchSettings, size: int, log: Callable[[str], None
 
 
 # -- the whole run ------------------------------------------------------------------------
-def cpu_model_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def machine_header(device: str = "auto") -> dict[str, Any]:
     """What the figures were measured on."""
-    from ..core.runtime import cpu_kind, resolve_device, resolve_precision
+    from ..core.runtime import cpu_kind, cpu_model_name, resolve_device, resolve_precision
 
     dev = resolve_device(device)
     return {

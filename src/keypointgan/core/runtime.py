@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Optional
@@ -44,6 +45,17 @@ def cpu_flags() -> frozenset[str]:
 def cpu_has_fast_bf16() -> bool:
     """True when the CPU has AMX-bf16 tiles (bf16 convolutions in hardware, fast in oneDNN)."""
     return "amx_bf16" in cpu_flags()
+
+
+def cpu_model_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), or what ``platform`` knows."""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
 
 
 def cpu_kind() -> str:
