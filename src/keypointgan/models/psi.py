@@ -51,7 +51,10 @@ class ConditionalDecoder(nn.Module):
         self.decoder = nn.Sequential(*layers)
 
     def _build_pose_skip_decoder(self, w: list[int], norm: str, pose_channels: int, out_channels: int) -> None:
-        """The same decoder, each level's first conv also reading y* at that level's size."""
+        """The same decoder, each level's first conv also reading y* at that level's size.
+
+        Built apart from ``self.decoder`` (a flat Sequential) so that checkpoints of the
+        default Psi keep their parameter names."""
         self.bottom = nn.Sequential(conv_block(2 * w[-1], w[-1], 3, norm=norm), conv_block(w[-1], w[-1], 3, norm=norm))
         self.levels = nn.ModuleList()
         for i in reversed(range(self.depth)):
