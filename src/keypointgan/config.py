@@ -71,6 +71,10 @@ class LossConfig:
     rec_weight: float = 1.0  # eq. 6 weighs reconstruction by 1; the release by 10
     eta_prior_weight: float = 0.9  # release 0.9; paper F.2 writes 1
     eta_cycle_weight: float = 0.1  # lambda' = 0.1
+    # Beyond the paper (docs/results.md): Phi(T(x)) = T(Phi(x)) for random TPS warps T
+    # (Thewlis et al. 2017), so the skeleton must move with the image; 0 = off (the paper).
+    equivariance_weight: float = 0.0
+    equivariance_warp_scale: float = 3.0  # multiplies every sd of the release's TPS distribution
 
 
 @dataclass

@@ -23,6 +23,7 @@ POOL_STREAM = 4  # the history pool's picks (Trainer.train_step)
 ETA_AUGMENT_STREAM = 5  # random similarities of eta's prior poses (train.eta_augment)
 D_AUGMENT_STREAM = 6  # the same for the discriminator's real poses (train.d_augment)
 SUPERVISED_BATCH_STREAM = 7  # the supervised baseline's batches (train.supervised.labelled_batch)
+EQUIVARIANCE_STREAM = 8  # warps of the equivariance term (loss.equivariance_weight > 0)
 
 
 def step_seed(seed: int, rank: int, stream: int, step: int) -> int:

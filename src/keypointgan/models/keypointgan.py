@@ -32,6 +32,7 @@ class KeypointGANOutput(NamedTuple):
     keypoints: torch.Tensor  # eta(y): (B,K,2), (x, y) in [-1, 1]
     y_star: torch.Tensor  # beta(keypoints): rendered skeleton (B,1,S,S), float32
     x_hat: torch.Tensor  # Psi(y_star, x'): reconstruction of x (B,3,S,S)
+    y_warped: Optional[torch.Tensor] = None  # Phi(x_warped) when forward got x_warped (equivariance term)
 
 
 class Detection(NamedTuple):
@@ -106,17 +107,28 @@ class KeypointGAN(nn.Module):
         kp, hm = self.eta(y)
         return Detection(kp, hm, y)
 
-    def forward(self, x: torch.Tensor, x_app: torch.Tensor) -> KeypointGANOutput:
-        """Eq. 3: reconstruct x from its pose (through the keypoint bottleneck) and the appearance of x'."""
+    def forward(self, x: torch.Tensor, x_app: torch.Tensor,
+                x_warped: Optional[torch.Tensor] = None) -> KeypointGANOutput:
+        """Eq. 3: reconstruct x from its pose (through the keypoint bottleneck) and the appearance of x'.
+
+        ``x_warped`` (B,3,S,S), optional: warped copies of x that Phi also reads, in the same
+        pass (one forward, as DDP wants), for the equivariance term; returned as ``y_warped``."""
         s = self.image_size
         for name, t in (("x", x), ("x_app", x_app)):
             if t.dim() != 4 or tuple(t.shape[-2:]) != (s, s):
                 raise ValueError(f"KeypointGAN: {name} must be (B, 3, {s}, {s}) (model.image_size), "
                                  f"got {tuple(t.shape)}")
-        y = self.phi(x)
+        y_warped = None
+        if x_warped is None:
+            y = self.phi(x)
+        else:
+            if x_warped.shape != x.shape:
+                raise ValueError(f"KeypointGAN: x_warped {tuple(x_warped.shape)} must have x's shape {tuple(x.shape)}")
+            y, y_warped = self.phi(torch.cat([x, x_warped])).chunk(2)
         eta_out: EtaOutput = self.eta(y)
         y_star = self.render(eta_out.keypoints)
-        return KeypointGANOutput(y, eta_out.heatmaps, eta_out.keypoints, y_star, self.reconstruct(y_star, x_app))
+        return KeypointGANOutput(y, eta_out.heatmaps, eta_out.keypoints, y_star, self.reconstruct(y_star, x_app),
+                                 y_warped)
 
     # -- helpers for the three optimisers of the training loop ----------------------
     def generator_parameters(self) -> Iterator[nn.Parameter]:

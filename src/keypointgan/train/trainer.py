@@ -42,7 +42,8 @@ from ..data.prior import random_similarity
 from ..pose import get_skeleton
 from ..pose.stats import pose_spread
 from ..core import checkpoint as ckpt
-from ..core.seeds import D_AUGMENT_STREAM, ETA_AUGMENT_STREAM, POOL_STREAM, step_seed
+from ..core.seeds import D_AUGMENT_STREAM, EQUIVARIANCE_STREAM, ETA_AUGMENT_STREAM, POOL_STREAM, step_seed
+from ..data import tps
 from .ema import ModelEMA
 from .distributed import DistInfo, all_reduce_mean, barrier, init_distributed, wrap
 from ..core.logger import RunLogger
@@ -98,7 +99,10 @@ def _check_train_options(cfg: Config) -> None:
               ("model.image_size", m.image_size, m.image_size > 0, "> 0"),
               ("model.disc_minibatch_std", m.disc_minibatch_std, m.disc_minibatch_std in (0,) or
                m.disc_minibatch_std >= 2, "0 (off) or a group size >= 2"),
-              ("data.warp_scale", d.warp_scale, d.warp_scale >= 0, ">= 0")]
+              ("data.warp_scale", d.warp_scale, d.warp_scale >= 0, ">= 0"),
+              ("loss.equivariance_weight", cfg.loss.equivariance_weight, cfg.loss.equivariance_weight >= 0, ">= 0"),
+              ("loss.equivariance_warp_scale", cfg.loss.equivariance_warp_scale,
+               cfg.loss.equivariance_warp_scale > 0, "> 0")]
     for name, value, ok, rule in checks:
         if not ok:
             raise ConfigError(f"{name} must be {rule}, got {value!r}")
@@ -246,18 +250,40 @@ class Trainer:
         self.eta_frozen = copy.deepcopy(self.model.eta).eval().requires_grad_(False)
 
     # -- joint training ---------------------------------------------------------------
+    def equivariance_warp(self, step: int, n: int) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The random TPS warps T of the equivariance term at ``step``, one per batch item:
+        a function (n,C,S,S) -> (n,C,S,S) that applies them (``data.tps`` distribution, every
+        sd times ``loss.equivariance_warp_scale``)."""
+        import numpy as np
+
+        params = tps.scaled(tps.TPSParams(), self.cfg.loss.equivariance_warp_scale)
+        rng = np.random.default_rng(step_seed(self.cfg.train.seed, self.dist.rank, EQUIVARIANCE_STREAM, step))
+        affine, weights = tps.sample_affine(n, params, rng), tps.sample_kernel_weights(n, params, rng)
+        return lambda images: tps.warp(images, affine, weights, params.grid)
+
     def generator_step(self, x: torch.Tensor, x_app: torch.Tensor) -> tuple[dict[str, torch.Tensor], Any]:
-        """Phi + Psi update; eta and D frozen, gradients flow through eta and beta."""
+        """Phi + Psi update; eta and D frozen, gradients flow through eta and beta.
+
+        With ``loss.equivariance_weight > 0`` (beyond the paper), Phi also reads T(x) for
+        random warps T, and ``|Phi(T(x)) - T(Phi(x))|^2`` asks its skeleton to move with the
+        image: a pose drawn the same on every frame cannot satisfy it."""
         self.model.eta.requires_grad_(False)
         self.disc.requires_grad_(False)
+        c = self.cfg.loss
+        warp = self.equivariance_warp(self.state.step + 1, x.shape[0]) if c.equivariance_weight > 0 else None
         try:
             with self.runtime.autocast():
-                out = self.g_ddp(x, x_app)
+                x_warped = None if warp is None else self.runtime.tensor(warp(x.float()).to(x.dtype))
+                out = self.g_ddp(x, x_app, x_warped)
                 adv = lsgan_generator_loss(self.disc(out.y))
                 rec = self.rec_loss(out.x_hat, x)
-            c = self.cfg.loss
             loss = c.adv_weight * adv + c.rec_weight * rec
-            losses = {"g_adv": adv, "g_rec": rec, "g_total": loss}
+            losses = {"g_adv": adv, "g_rec": rec}
+            if warp is not None:
+                equiv = torch.mean((out.y_warped.float() - warp(out.y.float())) ** 2)
+                loss = loss + c.equivariance_weight * equiv
+                losses["g_equiv"] = equiv
+            losses["g_total"] = loss
             raw = getattr(self.rec_loss, "last_raw_terms", None)
             if raw is not None:  # the loss divides its terms by running means: log their raw mean too
                 losses["g_rec_raw"] = raw.mean()
