@@ -5,6 +5,7 @@ tests check plumbing, coordinate mapping and parity, not accuracy.
 """
 
 import json
+import threading
 from pathlib import Path
 
 import av
@@ -20,7 +21,9 @@ from keypointgan.data.base import DataError
 from keypointgan.data.coco import read_coco_keypoints
 from keypointgan.data.transforms import center_box, to_tensor_batch
 from keypointgan.infer.export import check_parity, load_detector
-from keypointgan.infer.predict import collect_inputs, load_model, predict
+from keypointgan.data.video import read_image
+from keypointgan.infer import predict as predict_mod
+from keypointgan.infer.predict import VideoReader, VideoWriter, collect_inputs, load_model, overlay, predict
 from keypointgan.infer.transfer import Move, apply_moves, edit, edit_image, parse_move, transfer, transfer_images
 
 TINY = ["model.image_size=32", "model.base_width=8", "model.max_width=32", "model.disc_layers=1",
@@ -100,6 +103,118 @@ def test_predict_video_and_folder_write_valid_coco_with_overlays(run_dir, tm, tm
     assert sorted(p.name for p in (out / "overlays" / "clip").iterdir()) == [f"{i:06d}.png" for i in range(6)]
     with av.open(str(out / "overlays" / "clip.mp4")) as c:
         assert sum(1 for _ in c.decode(video=0)) == 6
+
+
+def _overlay_inputs(tmp_path: Path) -> tuple[Path, Path]:
+    """A folder of 3 images of different sizes and a 6-frame video."""
+    folder = tmp_path / "in" / "pics"
+    for i, (h, w) in enumerate([(40, 64), (70, 30), (32, 32)]):
+        save_png(folder / f"img{i}.png", noise_image(h, w, 10 + i))
+    return folder, write_mp4(tmp_path / "in" / "clip.mp4", [noise_image(40, 48, i) for i in range(6)])
+
+
+def _no_overlay_thread_left() -> bool:
+    return not any(t.name.startswith("keypointgan-overlays") for t in threading.enumerate())
+
+
+@pytest.mark.parametrize("queue", [None, 1])  # default bound (batch_size) and the tightest one
+def test_background_overlays_match_inline_drawing(run_dir, tm, tmp_path, monkeypatch, queue):
+    """Same keypoints.json bytes and PNG bytes as overlays drawn inline, and as overlay() drawn directly."""
+    folder, video = _overlay_inputs(tmp_path)
+    outs = {}
+    for mode, depth in (("inline", 0), ("background", queue)):
+        monkeypatch.setattr(predict_mod, "OVERLAY_QUEUE", depth)
+        outs[mode] = tmp_path / mode
+        predict(run_dir, [folder, video], outs[mode], batch_size=4, video_overlay=True, progress=False)
+    assert _no_overlay_thread_left()
+    a, b = outs["inline"], outs["background"]
+    assert (a / "keypoints.json").read_bytes() == (b / "keypoints.json").read_bytes()
+    pngs = sorted(q.relative_to(a) for q in (a / "overlays").rglob("*.png"))
+    assert len(pngs) == 3 + 6 and pngs == sorted(q.relative_to(b) for q in (b / "overlays").rglob("*.png"))
+    assert all((a / q).read_bytes() == (b / q).read_bytes() for q in pngs)
+
+    doc = json.loads((b / "keypoints.json").read_text())
+    kp = [np.asarray(ann["keypoints"], dtype=np.float64).reshape(-1, 3)[:, :2] for ann in doc["annotations"]]
+    originals = [read_image(folder / f"img{i}.png") for i in range(3)] + list(VideoReader(video))
+    names = [f"img{i}.png" for i in range(3)] + [f"clip/{i:06d}.png" for i in range(6)]
+    for img, k, name in zip(originals, kp, names):
+        np.testing.assert_array_equal(np.asarray(Image.open(b / "overlays" / name)), overlay(img, k, tm))
+
+
+def test_overlay_save_error_propagates_and_leaves_no_json(run_dir, tmp_path, monkeypatch):
+    """An error in the background writer is raised by predict as is; no keypoints.json, no thread left."""
+    folder, video = _overlay_inputs(tmp_path)
+    real_save, calls = predict_mod._save_png, []
+    error = OSError(28, "No space left on device")
+
+    def failing_save(path, image):
+        calls.append(threading.current_thread().name)
+        if len(calls) == 5:  # the second image of the video: after some saves succeeded
+            raise error
+        real_save(path, image)
+
+    monkeypatch.setattr(predict_mod, "_save_png", failing_save)
+    out = tmp_path / "out"
+    with pytest.raises(OSError) as info:
+        predict(run_dir, [folder, video], out, batch_size=2, video_overlay=True, progress=False)
+    assert info.value is error
+    assert calls and all(name.startswith("keypointgan-overlays") for name in calls)  # off the main thread
+    assert not (out / "keypoints.json").exists()
+    assert _no_overlay_thread_left()
+
+    def failing_write(self, frame):
+        raise RuntimeError("encoder broke")
+
+    monkeypatch.setattr(predict_mod, "_save_png", real_save)
+    monkeypatch.setattr(VideoWriter, "write", failing_write)
+    with pytest.raises(RuntimeError, match="encoder broke"):
+        predict(run_dir, [video], tmp_path / "out2", overlays=False, video_overlay=True, progress=False)
+    assert not (tmp_path / "out2" / "keypoints.json").exists()
+    assert _no_overlay_thread_left()
+
+
+def test_a_main_thread_error_still_writes_the_overlays_handed_over(run_dir, tmp_path):
+    folder, _ = _overlay_inputs(tmp_path)
+    bad_video = tmp_path / "in" / "broken.mp4"
+    bad_video.write_bytes(b"\x00" * 100)
+    out = tmp_path / "out"
+    with pytest.raises(DataError, match="broken.mp4"):
+        predict(run_dir, [folder, bad_video], out, batch_size=2, progress=False)
+    assert sorted(q.name for q in (out / "overlays").iterdir()) == [f"img{i}.png" for i in range(3)]
+    assert not (out / "keypoints.json").exists() and _no_overlay_thread_left()
+
+
+def test_video_overlay_frames_are_written_in_order_before_close(run_dir, tmp_path, monkeypatch):
+    """Each video's frames reach its writer in frame order, then it is closed; the mp4 shows them in order."""
+    clips = [write_mp4(tmp_path / "in" / f"clip{v}.mp4", [noise_image(40, 48, 10 * v + i) for i in range(5)])
+             for v in range(2)]
+    events, real_write, real_close = [], VideoWriter.write, VideoWriter.close
+
+    def write(self, frame):
+        events.append((self.path.name, "write", frame.copy(), threading.current_thread().name))
+        real_write(self, frame)
+
+    def close(self):
+        if self._out is not None:
+            events.append((self.path.name, "close", None, threading.current_thread().name))
+        real_close(self)
+
+    monkeypatch.setattr(VideoWriter, "write", write)
+    monkeypatch.setattr(VideoWriter, "close", close)
+    out = tmp_path / "out"
+    predict(run_dir, clips, out, batch_size=2, video_overlay=True, progress=False)  # batches of 2, 2, 1
+    assert all(thread.startswith("keypointgan-overlays") for *_, thread in events)
+    for v in range(2):
+        mine = [e for e in events if e[0] == f"clip{v}.mp4"]
+        assert [kind for _, kind, *_ in mine] == ["write"] * 5 + ["close"]
+        pngs = [np.asarray(Image.open(out / "overlays" / f"clip{v}" / f"{i:06d}.png")) for i in range(5)]
+        for i, (_, _, frame, _) in enumerate(mine[:5]):
+            np.testing.assert_array_equal(frame, pngs[i])
+        with av.open(str(out / "overlays" / f"clip{v}.mp4")) as c:  # lossy: each frame nearest its own PNG
+            decoded = [f.to_ndarray(format="rgb24").astype(np.float64) for f in c.decode(video=0)]
+        assert len(decoded) == 5
+        for i, d in enumerate(decoded):
+            assert int(np.argmin([((d - p) ** 2).mean() for p in pngs])) == i
 
 
 def test_predicted_pixels_follow_the_crop(run_dir, tmp_path):

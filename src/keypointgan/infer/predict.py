@@ -11,15 +11,21 @@ the frozen pre-trained eta, left/right labels are oriented with it as evaluation
 
 Videos are decoded frame by frame (never held in memory whole); batches never mix
 frames of two videos, so an annotated video can be written as it is decoded.
+
+Overlays are drawn and written (PNGs, video frames) by one background thread, in
+submission order, so decoding and detecting the next batch overlap with drawing the
+last one; its queue is bounded, and its first error is raised by ``predict``.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import av
 import numpy as np
@@ -40,6 +46,7 @@ log = logging.getLogger("keypointgan.infer")
 PathLike = str | Path
 _AV_ERRORS = (av.FFmpegError, OSError, ValueError, EOFError, RuntimeError)
 MIN_OVERLAY_SIZE = 256  # overlays of smaller images are enlarged (nearest) so lines stay readable
+OVERLAY_QUEUE: Optional[int] = None  # overlays queued for the writer thread at most; None: batch_size, 0: inline
 
 
 # -- loading -------------------------------------------------------------------------
@@ -267,12 +274,65 @@ class _Results:
     scores: list[np.ndarray] = field(default_factory=list)
 
 
-def _flush(tm: TrainedModel, items: list[_Item], res: _Results, orient: bool) -> None:
-    """Run a batch through the detector; record results and draw/write its overlays."""
-    if not items:
-        return
+class _Background:
+    """Runs jobs one at a time, in submission order, on a worker thread (``depth`` 0: inline).
+
+    At most ``depth`` jobs wait or run (``submit`` blocks until one finishes), so
+    memory stays bounded. A job's exception is re-raised, as is, by the next
+    ``submit`` or ``drain`` in the calling thread (jobs already queued still run).
+    """
+
+    def __init__(self, depth: int) -> None:
+        self._depth = depth
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="keypointgan-overlays") if depth > 0 else None
+        self._pending: deque[Future[None]] = deque()
+
+    def submit(self, fn: Callable[..., None], *args: Any) -> None:
+        """Queue ``fn(*args)`` (after waiting for room); first raise any finished job's error."""
+        if self._pool is None:
+            fn(*args)
+            return
+        while self._pending and (self._pending[0].done() or len(self._pending) >= self._depth):
+            self._pending.popleft().result()  # raises the job's exception
+        self._pending.append(self._pool.submit(fn, *args))
+
+    def drain(self) -> None:
+        """Wait for every submitted job; raise the first error among them."""
+        while self._pending:
+            self._pending.popleft().result()
+
+    def close(self) -> None:
+        """Wait for the submitted jobs and stop the thread; errors not yet raised are dropped.
+
+        Called after ``drain`` on success, or while another error propagates.
+        """
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        self._pending.clear()
+
+
+def _save_png(path: Path, image: np.ndarray) -> None:
+    """Write ``image`` (H,W,3 uint8) as a PNG, creating its folder."""
     from PIL import Image
 
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(path)
+
+
+def _draw(tm: TrainedModel, image: np.ndarray, keypoints_px: np.ndarray, png: Optional[Path],
+          writer: Optional[VideoWriter]) -> None:
+    """One overlay: draw it, save it as ``png`` and/or append it to ``writer`` (a background job)."""
+    drawn = overlay(image, keypoints_px, tm)
+    if png is not None:
+        _save_png(png, drawn)
+    if writer is not None:
+        writer.write(drawn)
+
+
+def _flush(tm: TrainedModel, items: list[_Item], res: _Results, orient: bool, bg: _Background) -> None:
+    """Run a batch through the detector, record its results and hand its overlays to ``bg``."""
+    if not items:
+        return
     kp, conf = detect(tm, [it.crop for it in items], orient=orient)
     for it, k, c in zip(items, kp.numpy().astype(np.float64), conf.numpy()):
         px = it.box.to_pixels(k)
@@ -280,13 +340,17 @@ def _flush(tm: TrainedModel, items: list[_Item], res: _Results, orient: bool) ->
         res.keypoints.append(px)
         res.scores.append(c)
         if it.original is not None:
-            drawn = overlay(it.original, px, tm)
-            if it.png is not None:
-                it.png.parent.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(drawn).save(it.png)
-            if it.writer is not None:
-                it.writer.write(drawn)
+            bg.submit(_draw, tm, it.original, px, it.png, it.writer)
     items.clear()
+
+
+def _close_quietly(writers: Sequence[VideoWriter]) -> None:
+    """Close videos left open by a failure; their errors are logged (the failure is what is raised)."""
+    for w in writers:
+        try:
+            w.close()
+        except Exception as e:  # noqa: BLE001 - secondary to the error being raised
+            log.warning("%s: closing the overlay video failed too (%s: %s)", w.path, type(e).__name__, e)
 
 
 def _count_frames(sources: Sequence[Source]) -> Optional[int]:
@@ -329,6 +393,8 @@ def predict(checkpoint: PathLike, inputs: Sequence[PathLike] | PathLike, out: Pa
     tm = load_model(checkpoint, device=device, precision=precision, weights=weights)
     size = tm.model.image_size
     res, batch, used = _Results(), [], set()  # type: ignore[var-annotated]
+    writers: list[VideoWriter] = []
+    bg = _Background(batch_size if OVERLAY_QUEUE is None else OVERLAY_QUEUE)
     bar = tqdm(total=_count_frames(sources), unit="img", desc="predicting", disable=not progress)
     try:
         for src in sources:
@@ -340,29 +406,32 @@ def predict(checkpoint: PathLike, inputs: Sequence[PathLike] | PathLike, out: Pa
                 batch.append(_Item(entry, box, crop, img if overlays else None, png))
                 bar.update(1)
                 if len(batch) >= batch_size:
-                    _flush(tm, batch, res, orient)
+                    _flush(tm, batch, res, orient, bg)
                 continue
-            _flush(tm, batch, res, orient)  # batches never mix a video with other inputs
+            _flush(tm, batch, res, orient, bg)  # batches never mix a video with other inputs
             name = _unique(src.path.stem, used)
             reader = VideoReader(src.path)
             writer = VideoWriter(out / "overlays" / f"{name}.mp4", reader.fps) if video_overlay else None
-            try:
-                for i, frame in enumerate(reader):
-                    crop, box = prepare(frame, size)
-                    entry = {"file_name": str(src.path), "width": int(frame.shape[1]),
-                             "height": int(frame.shape[0]), "video": src.path.stem, "frame_index": i}
-                    png = out / "overlays" / name / f"{i:06d}.png" if overlays else None
-                    keep = frame if (overlays or video_overlay) else None
-                    batch.append(_Item(entry, box, crop, keep, png, writer))
-                    bar.update(1)
-                    if len(batch) >= batch_size:
-                        _flush(tm, batch, res, orient)
-                _flush(tm, batch, res, orient)
-            finally:
-                if writer is not None:
-                    writer.close()
-        _flush(tm, batch, res, orient)
+            if writer is not None:
+                writers.append(writer)
+            for i, frame in enumerate(reader):
+                crop, box = prepare(frame, size)
+                entry = {"file_name": str(src.path), "width": int(frame.shape[1]),
+                         "height": int(frame.shape[0]), "video": src.path.stem, "frame_index": i}
+                png = out / "overlays" / name / f"{i:06d}.png" if overlays else None
+                keep = frame if (overlays or video_overlay) else None
+                batch.append(_Item(entry, box, crop, keep, png, writer))
+                bar.update(1)
+                if len(batch) >= batch_size:
+                    _flush(tm, batch, res, orient, bg)
+            _flush(tm, batch, res, orient, bg)
+            if writer is not None:
+                bg.submit(writer.close)  # queued after its last frame
+        _flush(tm, batch, res, orient, bg)
+        bg.drain()  # every overlay written, every video closed; raises the first failure
     finally:
+        bg.close()
+        _close_quietly(writers)  # no-op unless a failure left a video open
         bar.close()
     path = out / "keypoints.json"
     write_coco_keypoints(path, res.images, np.stack(res.keypoints), np.stack(res.scores), tm.skeleton)
