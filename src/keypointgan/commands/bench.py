@@ -5,7 +5,8 @@ One run measures, on the device at hand:
 1. ``train``: a full KeypointGAN iteration (:meth:`Trainer.train_step`: generator,
    discriminator and eta steps) at each image size, for the **reference path** (fp32,
    NCHW, eager: how the authors' release runs) and the **default path** (what
-   ``train.precision=auto train.channels_last=true`` resolves to here);
+   ``train.precision=auto train.channels_last=auto`` resolves to here: what training
+   uses by default);
 2. ``infer``: :meth:`KeypointGAN.detect` (Phi + eta, eval mode, no_grad) images/s at
    small and large batches, both paths;
 3. ``render``: the renderer beta forward + backward against the naive all-pixels x
@@ -57,7 +58,7 @@ from ..errors import UsageError
 PATHS = {
     # name -> config overrides
     "reference": ["train.precision=fp32", "train.channels_last=false"],
-    "default": ["train.precision=auto", "train.channels_last=true"],
+    "default": ["train.precision=auto", "train.channels_last=null"],  # null: auto, as training's default
 }
 
 # --quick: tiny networks, for tests (the same pieces, not meaningful speeds)
@@ -447,7 +448,7 @@ def format_report(result: BenchResult) -> str:
         f"device:    {dev}  |  threads {h['threads']}  |  load average {_fmt(h['load_avg_1min'], '.2f')} at start"
         f"  |  torch {h['torch']}  |  python {h['python']}",
         f"paths:     reference = {h['reference_path']} (the authors' release);  "
-        f"default = {h['default_path']} (train.precision=auto train.channels_last=true, resolved here)",
+        f"default = {h['default_path']} (train.precision=auto train.channels_last=auto, resolved here)",
         f"config:    {s['config']}{' ' + ' '.join(s['overrides']) if s['overrides'] else ''}  |  "
         f"median of {s['iters']} after 1 warm-up  |  memory: {h['memory']}",
         "",
