@@ -201,3 +201,11 @@ def test_equivariance_term_pulls_phi_toward_moving_with_the_image(tmp_path):
     with torch.no_grad():
         after = float(error(x_eval, warp_eval))
     assert after < 0.7 * before, (before, after)
+
+
+@pytest.mark.parametrize("option", ["loss.equivariance_weight=-1", "loss.equivariance_warp_scale=0"])
+def test_bad_equivariance_options_are_refused_at_start_up(tmp_path, option):
+    from keypointgan.config import ConfigError
+
+    with pytest.raises(ConfigError, match=option.split("=")[0]):
+        Trainer(tiny(tmp_path, *TINY_ARGS[len(TINY):], option), progress=False)

@@ -75,13 +75,12 @@ def sample_kernel_weights(n: int, p: TPSParams, rng: np.random.Generator) -> tor
     return torch.from_numpy(w).float()
 
 
-def warp(images: torch.Tensor, affine: torch.Tensor, weights: torch.Tensor | None = None,
-         grid: int = 10) -> torch.Tensor:
-    """Warp ``(B, C, H, W)`` images: output pixel ``u`` samples the input at ``2 f(u / 2)``.
-
-    ``f`` is the canvas TPS ``affine`` + ``weights`` (zero weights: affine only).
-    """
-    b, _, h, w = images.shape
+def warp_grid(size: tuple[int, int], affine: torch.Tensor, weights: torch.Tensor | None = None,
+              grid: int = 10) -> torch.Tensor:
+    """``(B, H, W, 2)`` sampling grid of the warps: output pixel ``u`` samples the input at
+    ``2 f(u / 2)``, ``f`` the canvas TPS ``affine`` + ``weights`` (zero weights: affine only).
+    Compute once, then :func:`apply_grid` to every tensor the same warps should move."""
+    b, (h, w) = affine.shape[0], size
     ys, xs = pixel_centers(h, dtype=torch.float32), pixel_centers(w, dtype=torch.float32)
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")
     pts = torch.stack([gx, gy], dim=-1).reshape(1, -1, 2).expand(b, -1, -1) / 2.0
@@ -89,9 +88,22 @@ def warp(images: torch.Tensor, affine: torch.Tensor, weights: torch.Tensor | Non
     if weights is None:
         weights = torch.zeros(b, grid * grid, 2)
     # kornia's kernel is 0.5 r^2 log r^2: double the weights to get r^2 log r^2.
-    src = warp_points_tps(pts, centers, 2.0 * weights, affine) * 2.0
-    src = src.reshape(b, h, w, 2).to(images.device, images.dtype)
+    return (warp_points_tps(pts, centers, 2.0 * weights, affine) * 2.0).reshape(b, h, w, 2)
+
+
+def apply_grid(images: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
+    """Resample ``(B, C, H, W)`` images at a :func:`warp_grid` (bilinear, border padding)."""
+    src = src.to(images.device, images.dtype)
     return F.grid_sample(images, src, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def warp(images: torch.Tensor, affine: torch.Tensor, weights: torch.Tensor | None = None,
+         grid: int = 10) -> torch.Tensor:
+    """Warp ``(B, C, H, W)`` images: output pixel ``u`` samples the input at ``2 f(u / 2)``.
+
+    ``f`` is the canvas TPS ``affine`` + ``weights`` (zero weights: affine only).
+    """
+    return apply_grid(images, warp_grid(tuple(images.shape[-2:]), affine, weights, grid))
 
 
 def random_pair(images: torch.Tensor, rng: np.random.Generator,

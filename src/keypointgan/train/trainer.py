@@ -253,13 +253,22 @@ class Trainer:
     def equivariance_warp(self, step: int, n: int) -> Callable[[torch.Tensor], torch.Tensor]:
         """The random TPS warps T of the equivariance term at ``step``, one per batch item:
         a function (n,C,S,S) -> (n,C,S,S) that applies them (``data.tps`` distribution, every
-        sd times ``loss.equivariance_warp_scale``)."""
+        sd times ``loss.equivariance_warp_scale``). The sampling grid is computed once, at
+        the first call's size, and reused for x and Phi(x)."""
         import numpy as np
 
         params = tps.scaled(tps.TPSParams(), self.cfg.loss.equivariance_warp_scale)
         rng = np.random.default_rng(step_seed(self.cfg.train.seed, self.dist.rank, EQUIVARIANCE_STREAM, step))
         affine, weights = tps.sample_affine(n, params, rng), tps.sample_kernel_weights(n, params, rng)
-        return lambda images: tps.warp(images, affine, weights, params.grid)
+        grids: dict[tuple[int, int], torch.Tensor] = {}
+
+        def apply(images: torch.Tensor) -> torch.Tensor:
+            size = tuple(images.shape[-2:])
+            if size not in grids:
+                grids[size] = tps.warp_grid(size, affine, weights, params.grid)
+            return tps.apply_grid(images, grids[size])
+
+        return apply
 
     def generator_step(self, x: torch.Tensor, x_app: torch.Tensor) -> tuple[dict[str, torch.Tensor], Any]:
         """Phi + Psi update; eta and D frozen, gradients flow through eta and beta.
