@@ -115,8 +115,11 @@ def test_periodic_test_error_is_logged_for_ema_and_raw_weights(tmp_path):
     for r in rows:
         s = r["scalars"]
         assert set(s) == {"ema_error_percent", "ema_pck@0.1", "raw_error_percent", "raw_pck@0.1",
-                          "mean_pose_error_percent"}
+                          "mean_pose_error_percent", "ema_flip_min_percent", "raw_flip_min_percent",
+                          "mean_pose_flip_min_percent"}  # the built-in skeleton has left/right pairs
         assert all(math.isfinite(v) and v >= 0 for v in s.values())
+        for who in ("ema", "raw", "mean_pose"):  # the swap-min can only lower the error
+            assert s[f"{who}_flip_min_percent"] <= s[f"{who}_error_percent"] + 1e-9
     assert len(tr._eval_set) == 8
 
 

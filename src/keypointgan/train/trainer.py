@@ -393,8 +393,8 @@ class Trainer:
         bar.close()
 
     def log_test_error(self) -> dict[str, float]:
-        """Test error (%) and PCK@0.1 of the EMA and raw weights on ``train.eval_images`` test
-        images, logged as ``eval/*`` scalars (rank 0; nothing when the data has no test labels).
+        """Test error (%), PCK@0.1 and (with flip pairs) the left/right-swap-min error of the EMA
+        and raw weights on ``train.eval_images`` test images, logged as ``eval/*`` scalars (rank 0; nothing when the data has no test labels).
 
         For watching a run only: the weights a run keeps never depend on these numbers.
         """
@@ -413,7 +413,12 @@ class Trainer:
             p = predict_labelled(m, self._eval_set, self.runtime, sk, self.eta_frozen)
             s = score(p.oriented, p.truth, sk, size)
             out[f"{name}_error_percent"], out[f"{name}_pck@0.1"] = s["error_percent"], s["pck@0.1"]
-        out["mean_pose_error_percent"] = mean_pose_baseline(self.data.prior, p.truth, sk, size)["error_percent"]
+            if "error_percent_min_over_flip" in s:  # skeletons with left/right pairs
+                out[f"{name}_flip_min_percent"] = s["error_percent_min_over_flip"]
+        base = mean_pose_baseline(self.data.prior, p.truth, sk, size)
+        out["mean_pose_error_percent"] = base["error_percent"]
+        if "error_percent_min_over_flip" in base:
+            out["mean_pose_flip_min_percent"] = base["error_percent_min_over_flip"]
         self.logger.scalars(self.state.global_step, "eval", out)
         return out
 
