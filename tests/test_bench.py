@@ -48,6 +48,8 @@ def test_quick_bench_prints_every_section_and_writes_json(tmp_path, capsys, keep
     assert train[0]["gflop"] == pytest.approx(train[1]["gflop"], rel=1e-6)
     ref = next(r for r in train if r["path"] == "reference")
     assert ref["mode"] == "fp32 NCHW" and ref["vs_reference"] == pytest.approx(1.0)
+    default = next(r for r in train if r["path"] == "default")
+    assert res["header"]["default_path"] == default["mode"]  # the header names what was measured
 
     assert {(r["batch"], r["path"]) for r in infer} == {(1, "reference"), (4, "reference"), (1, "default"),
                                                         (4, "default")}
@@ -58,3 +60,18 @@ def test_quick_bench_prints_every_section_and_writes_json(tmp_path, capsys, keep
         assert r["skeleton"] == "synth_humanoid" and r["seconds"] > 0
         assert r["max_abs_diff"] < 1e-4
         assert r["max_rel_grad_diff"] < 1e-3
+
+
+def test_runtime_overrides_define_the_default_path_and_never_the_reference():
+    """``keypointgan bench train.precision=bf16`` times bf16 against the fixed fp32 NCHW reference."""
+    from keypointgan.commands.bench import BenchSettings
+    from keypointgan.config import load_config
+
+    s = BenchSettings.create(quick=True, overrides=["train.channels_last=true", "model.base_width=8"])
+    assert s.runtime_overrides() == ["train.channels_last=true"]
+    cfgs = {p: load_config("cpu", s.base_overrides(32, 4) + s.path_overrides(p)).train
+            for p in ("reference", "default")}
+    assert cfgs["reference"].channels_last is False and cfgs["reference"].precision == "fp32"
+    assert cfgs["default"].channels_last is True and cfgs["default"].precision == "auto"
+    plain = BenchSettings.create(quick=True)
+    assert load_config("cpu", plain.base_overrides(32, 4) + plain.path_overrides("default")).train.channels_last is None

@@ -60,6 +60,9 @@ PATHS = {
     "reference": ["train.precision=fp32", "train.channels_last=false"],
     "default": ["train.precision=auto", "train.channels_last=null"],  # null: auto, as training's default
 }
+# overrides of these keys on the command line replace the default path's auto (to time a candidate,
+# e.g. ``keypointgan bench train.precision=bf16``); the reference path never changes
+RUNTIME_KEYS = ("train.precision", "train.channels_last")
 
 # --quick: tiny networks, for tests (the same pieces, not meaningful speeds)
 QUICK_MODEL = ["model.base_width=8", "model.max_width=32", "model.disc_layers=1", "model.disc_width=8"]
@@ -106,6 +109,14 @@ class BenchSettings:
         # the user's overrides may change the networks or the data, not what a row says it measured
         return (model + data + list(self.overrides) + QUIET
                 + [f"model.image_size={size}", f"train.batch_size={batch}", f"train.device={self.device}"])
+
+    def runtime_overrides(self) -> list[str]:
+        """The user's overrides of :data:`RUNTIME_KEYS` (they define the default path when given)."""
+        return [o for o in self.overrides if o.split("=", 1)[0].strip() in RUNTIME_KEYS]
+
+    def path_overrides(self, path: str) -> list[str]:
+        """What makes ``path`` itself, applied after :meth:`base_overrides`."""
+        return PATHS[path] + (self.runtime_overrides() if path == "default" else [])
 
 
 @dataclass
@@ -245,7 +256,7 @@ def bench_train_step(settings: BenchSettings, size: int, path: str, data: Any = 
     from ..config import load_config
     from ..train.trainer import Trainer
 
-    cfg = load_config(settings.config, settings.base_overrides(size, settings.batch) + PATHS[path])
+    cfg = load_config(settings.config, settings.base_overrides(size, settings.batch) + settings.path_overrides(path))
     with tempfile.TemporaryDirectory(prefix="kpgan-bench-") as tmp:
         tr = Trainer(cfg, out_dir=tmp, data=data, progress=False)
         try:
@@ -275,7 +286,7 @@ def bench_inference(settings: BenchSettings, path: str, log: Callable[[str], Non
     from ..core.runtime import Runtime
 
     size = settings.infer_size
-    cfg = load_config(settings.config, settings.base_overrides(size, settings.batch) + PATHS[path])
+    cfg = load_config(settings.config, settings.base_overrides(size, settings.batch) + settings.path_overrides(path))
     t = cfg.train
     rt = Runtime.create(t.device, t.precision, t.channels_last, t.threads)
     sync = _sync(rt.device)
@@ -349,7 +360,7 @@ def bench_renderer(settings: BenchSettings, size: int, log: Callable[[str], None
 
 def machine_header(device: str = "auto") -> dict[str, Any]:
     """What the figures were measured on."""
-    from ..core.runtime import cpu_kind, cpu_model_name, resolve_device, resolve_precision
+    from ..core.runtime import auto_channels_last, cpu_kind, cpu_model_name, resolve_device, resolve_precision
 
     dev = resolve_device(device)
     return {
@@ -360,7 +371,7 @@ def machine_header(device: str = "auto") -> dict[str, Any]:
         "python": platform.python_version(),
         "device": str(dev),
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-        "default_path": _mode_name(resolve_precision("auto", dev), True),
+        "default_path": _mode_name(prec := resolve_precision("auto", dev), auto_channels_last(prec, dev)),
         "reference_path": _mode_name("fp32", False),
         "memory": PeakMemory.method(dev),
         "load_avg_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,  # other work on the CPUs
@@ -387,6 +398,8 @@ def run_bench(settings: BenchSettings, log: Callable[[str], None] = lambda s: No
             row, data = bench_train_step(settings, size, path, data, log)
             train.append(row)
     _add_ratios(train, ("size", "batch"))
+    header["default_path"] = next((r["mode"] for r in train if r["path"] == "default"), header["default_path"])
+    header["default_overrides"] = settings.runtime_overrides()
     infer: list[dict[str, Any]] = []
     for path in PATHS:
         infer += bench_inference(settings, path, log)
@@ -448,7 +461,9 @@ def format_report(result: BenchResult) -> str:
         f"device:    {dev}  |  threads {h['threads']}  |  load average {_fmt(h['load_avg_1min'], '.2f')} at start"
         f"  |  torch {h['torch']}  |  python {h['python']}",
         f"paths:     reference = {h['reference_path']} (the authors' release);  "
-        f"default = {h['default_path']} (train.precision=auto train.channels_last=auto, resolved here)",
+        f"default = {h['default_path']} ("
+        + (" ".join(h.get("default_overrides") or []) + ", set on the command line)"
+           if h.get("default_overrides") else "train.precision=auto train.channels_last=auto, resolved here)"),
         f"config:    {s['config']}{' ' + ' '.join(s['overrides']) if s['overrides'] else ''}  |  "
         f"median of {s['iters']} after 1 warm-up  |  memory: {h['memory']}",
         "",

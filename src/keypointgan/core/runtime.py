@@ -86,6 +86,11 @@ def resolve_precision(spec: str, device: torch.device) -> str:
     return "bf16" if cpu_has_fast_bf16() else "fp32"
 
 
+def auto_channels_last(precision: str, device: torch.device) -> bool:
+    """``train.channels_last: auto``: on with bf16 autocast or on CUDA, off for fp32 on CPU."""
+    return precision == "bf16" or device.type == "cuda"
+
+
 @dataclass(frozen=True)
 class Runtime:
     """Device, precision and memory format of a run, with the matching contexts."""
@@ -105,7 +110,7 @@ class Runtime:
             set_threads(threads)
         prec = resolve_precision(precision, dev)
         if channels_last is None:
-            channels_last = prec == "bf16" or dev.type == "cuda"
+            channels_last = auto_channels_last(prec, dev)
         return cls(dev, prec, bool(channels_last))
 
     def autocast(self) -> contextlib.AbstractContextManager:
