@@ -26,6 +26,7 @@ import copy
 import math
 import signal
 import time
+import warnings
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -523,7 +524,8 @@ class Trainer:
             weights.update(ckpt.flatten_state_dict(name, m.state_dict()))
         state: dict[str, torch.Tensor] = {}
         meta: dict[str, Any] = {"train_state": {k: v for k, v in vars(self.state).items()},
-                                "config": self.cfg.to_dict(), "skeleton": self.skeleton.to_dict()}
+                                "config": self.cfg.to_dict(), "skeleton": self.skeleton.to_dict(),
+                                "machine": self.runtime.record()}
         for name, opt in self._optimizers().items():
             tensors, m = ckpt.optimizer_to_tensors(name, opt)
             state.update(tensors)
@@ -545,6 +547,11 @@ class Trainer:
                 ckpt.load_module_state(getattr(self, name), name, weights, str(root))
         known = {f.name for f in fields(TrainState)}
         self.state = TrainState(**{k: v for k, v in meta["train_state"].items() if k in known})
+        was = meta.get("machine", {}).get("precision")
+        if was is not None and was != self.runtime.precision:
+            warnings.warn(f"{root}: the run trained in {was}, it continues in {self.runtime.precision} "
+                          f"(train.precision={self.cfg.train.precision} on this machine): it goes on, but not "
+                          f"bit-exactly; set train.precision={was} to keep it", stacklevel=2)
         if self.state.eta_pretrained:
             self.eta_frozen = copy.deepcopy(self.model.eta).eval().requires_grad_(False)
             ckpt.load_module_state(self.eta_frozen, "eta_pretrained", weights, str(root))
