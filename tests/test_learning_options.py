@@ -203,9 +203,26 @@ def test_equivariance_term_pulls_phi_toward_moving_with_the_image(tmp_path):
     assert after < 0.7 * before, (before, after)
 
 
-@pytest.mark.parametrize("option", ["loss.equivariance_weight=-1", "loss.equivariance_warp_scale=0"])
+@pytest.mark.parametrize("option", ["loss.equivariance_weight=-1", "loss.equivariance_warp_scale=0",
+                                    "loss.equivariance_fraction=0", "loss.equivariance_fraction=1.5"])
 def test_bad_equivariance_options_are_refused_at_start_up(tmp_path, option):
     from keypointgan.config import ConfigError
 
     with pytest.raises(ConfigError, match=option.split("=")[0]):
         Trainer(tiny(tmp_path, *TINY_ARGS[len(TINY):], option), progress=False)
+
+
+@pytest.mark.parametrize("fraction,expected", [(1.0, 4), (0.5, 2), (0.01, 1)])
+def test_equivariance_fraction_warps_only_that_share_of_the_batch(tmp_path, fraction, expected):
+    """Phi's one forward of a generator step reads the batch plus the warped share of it
+    (the option's cost), and the term is still computed and logged."""
+    tr = Trainer(tiny(tmp_path, "train.iterations=1", "train.eta_pretrain_iterations=0", "train.batch_size=4",
+                      "loss.equivariance_weight=1.0", f"loss.equivariance_fraction={fraction}"), progress=False)
+    assert tr.equivariance_n(4) == expected
+    seen = []
+    hook = tr.model.phi.register_forward_hook(lambda m, i, o: seen.append(i[0].shape[0]))
+    batch = tr.data.pair_batch(1)
+    losses, out = tr.generator_step(tr.runtime.tensor(batch["x"]), tr.runtime.tensor(batch["x_app"]))
+    hook.remove()
+    assert seen == [4 + expected] and out.y_warped.shape[0] == expected and out.y.shape[0] == 4
+    assert float(losses["g_equiv"]) > 0

@@ -111,8 +111,9 @@ class KeypointGAN(nn.Module):
                 x_warped: Optional[torch.Tensor] = None) -> KeypointGANOutput:
         """Eq. 3: reconstruct x from its pose (through the keypoint bottleneck) and the appearance of x'.
 
-        ``x_warped`` (B,3,S,S), optional: warped copies of x that Phi also reads, in the same
-        pass (one forward, as DDP wants), for the equivariance term; returned as ``y_warped``."""
+        ``x_warped`` (n,3,S,S), n <= B, optional: warped copies of x[:n] that Phi also reads, in
+        the same pass (one forward, as DDP wants), for the equivariance term; returned as
+        ``y_warped`` (n,K,S,S)."""
         s = self.image_size
         for name, t in (("x", x), ("x_app", x_app)):
             if t.dim() != 4 or tuple(t.shape[-2:]) != (s, s):
@@ -122,9 +123,10 @@ class KeypointGAN(nn.Module):
         if x_warped is None:
             y = self.phi(x)
         else:
-            if x_warped.shape != x.shape:
-                raise ValueError(f"KeypointGAN: x_warped {tuple(x_warped.shape)} must have x's shape {tuple(x.shape)}")
-            y, y_warped = self.phi(torch.cat([x, x_warped])).chunk(2)
+            if x_warped.shape[1:] != x.shape[1:] or not 0 < x_warped.shape[0] <= x.shape[0]:
+                raise ValueError(f"KeypointGAN: x_warped {tuple(x_warped.shape)} must be (n, *x.shape[1:]) "
+                                 f"with 0 < n <= B, x is {tuple(x.shape)}")
+            y, y_warped = self.phi(torch.cat([x, x_warped])).split([x.shape[0], x_warped.shape[0]])
         eta_out: EtaOutput = self.eta(y)
         y_star = self.render(eta_out.keypoints)
         return KeypointGANOutput(y, eta_out.heatmaps, eta_out.keypoints, y_star, self.reconstruct(y_star, x_app),

@@ -103,7 +103,9 @@ def _check_train_options(cfg: Config) -> None:
               ("data.warp_scale", d.warp_scale, d.warp_scale >= 0, ">= 0"),
               ("loss.equivariance_weight", cfg.loss.equivariance_weight, cfg.loss.equivariance_weight >= 0, ">= 0"),
               ("loss.equivariance_warp_scale", cfg.loss.equivariance_warp_scale,
-               cfg.loss.equivariance_warp_scale > 0, "> 0")]
+               cfg.loss.equivariance_warp_scale > 0, "> 0"),
+              ("loss.equivariance_fraction", cfg.loss.equivariance_fraction,
+               0 < cfg.loss.equivariance_fraction <= 1, "in (0, 1]")]
     for name, value, ok, rule in checks:
         if not ok:
             raise ConfigError(f"{name} must be {rule}, got {value!r}")
@@ -271,26 +273,33 @@ class Trainer:
 
         return apply
 
+    def equivariance_n(self, batch: int) -> int:
+        """How many of a batch's images the equivariance term warps: ``loss.equivariance_fraction``
+        of ``batch``, rounded, at least 1."""
+        return max(1, min(batch, round(self.cfg.loss.equivariance_fraction * batch)))
+
     def generator_step(self, x: torch.Tensor, x_app: torch.Tensor) -> tuple[dict[str, torch.Tensor], Any]:
         """Phi + Psi update; eta and D frozen, gradients flow through eta and beta.
 
         With ``loss.equivariance_weight > 0`` (beyond the paper), Phi also reads T(x) for
         random warps T, and ``|Phi(T(x)) - T(Phi(x))|^2`` asks its skeleton to move with the
-        image: a pose drawn the same on every frame cannot satisfy it."""
+        image: a pose drawn the same on every frame cannot satisfy it. Only the first
+        ``equivariance_n(B)`` images of the batch are warped (``loss.equivariance_fraction``)."""
         self.model.eta.requires_grad_(False)
         self.disc.requires_grad_(False)
         c = self.cfg.loss
-        warp = self.equivariance_warp(self.state.step + 1, x.shape[0]) if c.equivariance_weight > 0 else None
+        n_eq = self.equivariance_n(x.shape[0])
+        warp = self.equivariance_warp(self.state.step + 1, n_eq) if c.equivariance_weight > 0 else None
         try:
             with self.runtime.autocast():
-                x_warped = None if warp is None else self.runtime.tensor(warp(x.float()).to(x.dtype))
+                x_warped = None if warp is None else self.runtime.tensor(warp(x[:n_eq].float()).to(x.dtype))
                 out = self.g_ddp(x, x_app, x_warped)
                 adv = lsgan_generator_loss(self.disc(out.y))
                 rec = self.rec_loss(out.x_hat, x)
             loss = c.adv_weight * adv + c.rec_weight * rec
             losses = {"g_adv": adv, "g_rec": rec}
             if warp is not None:
-                equiv = torch.mean((out.y_warped.float() - warp(out.y.float())) ** 2)
+                equiv = torch.mean((out.y_warped.float() - warp(out.y[:n_eq].float())) ** 2)
                 loss = loss + c.equivariance_weight * equiv
                 losses["g_equiv"] = equiv
             losses["g_total"] = loss
