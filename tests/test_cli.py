@@ -91,3 +91,24 @@ def test_demo_fits_eta_pretraining_to_its_time_share(tmp_path):
     assert all(p.grad is None for p in tr.model.eta.parameters())
     tr.cfg.train.eta_pretrain_iterations = 0
     assert eta_iterations_for(tr, 1e6) == 0  # pre-training switched off stays off
+
+
+def test_demo_measures_its_evaluation_reserve_on_this_cpu(tmp_path, monkeypatch):
+    """The reserve comes from a timed pass over test images (the evaluation's own code),
+    scaled to the number of detections; it trains nothing and leaves the mode alone."""
+    import keypointgan.eval.evaluator as evaluator
+    from keypointgan.commands.demo import eval_seconds_for
+    from keypointgan.train.trainer import Trainer
+
+    tr = Trainer(load_config("demo", TINY + [f"out_dir={tmp_path}"]), progress=False)
+    model = tr.inference_model
+    before = [p.detach().clone() for p in model.parameters()]
+    model.train()
+    seen = []
+    real = evaluator.predict_labelled
+    monkeypatch.setattr(evaluator, "predict_labelled", lambda m, src, *a, **k: seen.append(len(src)) or real(m, src, *a, **k))
+    assert eval_seconds_for(tr, 0) == 0.0 and not seen
+    s = eval_seconds_for(tr, 1000, probe=16)
+    n = min(16, len(tr.data.test))
+    assert s > 0 and seen == [min(8, n), n]  # a warm-up, then the timed pass (at most the test set)
+    assert model.training and all(torch.equal(a, p) for a, p in zip(before, model.parameters()))

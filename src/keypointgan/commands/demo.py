@@ -75,6 +75,24 @@ def eta_iterations_for(trainer: Trainer, seconds: float) -> int:
     return max(1, min(cap, int(seconds / step_s)))
 
 
+def eval_seconds_for(trainer: Trainer, images: int, probe: int = 64) -> float:
+    """Seconds the final evaluation will take for ``images`` detections (every detector's
+    pass over the test set plus the ridge's training frames), from a timed pass over
+    ``probe`` test images (the evaluation's own code path, batch 64) after a warm-up:
+    inference speed differs ~4x between CPU kinds, a fixed reserve cannot fit them all."""
+    from ..eval.evaluator import predict_labelled
+
+    test = trainer.data.test
+    n = min(probe, len(test))
+    if n == 0 or images <= 0:
+        return 0.0
+    model, rt, sk = trainer.inference_model, trainer.runtime, trainer.skeleton
+    predict_labelled(model, SubsetSource.spread(test, min(8, n)), rt, sk, trainer.eta_frozen)  # kernel selection
+    t = time.perf_counter()
+    predict_labelled(model, SubsetSource.spread(test, n), rt, sk, trainer.eta_frozen)
+    return (time.perf_counter() - t) / n * images
+
+
 def _save_png(arr: np.ndarray, path: Path) -> str:
     from PIL import Image
 
@@ -92,12 +110,17 @@ def run_demo(out: str | Path = "runs/demo", minutes: float = 15.0, config: str =
     out = Path(out)
     cfg = load_config(config, list(overrides) + [f"out_dir={out / 'run'}"])
     trainer = Trainer(cfg, out_dir=out / "run", progress=progress)
-    reserve = max(min(45.0, 0.3 * budget), reserve_share * budget)  # evaluation takes ~30 s at 64 px
+    reserve = max(min(45.0, 0.3 * budget), reserve_share * budget)  # at least; raised below to the measured evaluation
     t_data = time.monotonic() - t0
     eta_budget = eta_share * budget
     trainer.pretrain_eta(iterations=eta_iterations_for(trainer, eta_budget),
                          deadline=min(deadline - reserve, time.monotonic() + eta_budget))
     t_eta = time.monotonic() - t0 - t_data
+    labelled = getattr(trainer.data, "train_labelled", None)
+    n_ridge = min(ridge_images, len(labelled)) if labelled is not None else 0
+    n_eval = (2 if trainer.cfg.train.ema_decay > 0 else 1) * len(trainer.data.test) + n_ridge
+    # evaluation measured on this CPU (+25% and 10 s for the pictures and the report), or the fixed reserve
+    reserve = max(reserve, 1.25 * eval_seconds_for(trainer, n_eval) + 10.0)
     trainer.train(deadline=deadline - reserve)
     trainer.save()
     t_train = time.monotonic() - t0 - t_data - t_eta
@@ -112,7 +135,6 @@ def run_demo(out: str | Path = "runs/demo", minutes: float = 15.0, config: str =
         detectors.append(Detector("unsupervised_last_step",
                                   "KeypointGAN (unsupervised, last-step weights, L/R by pre-trained eta)",
                                   trainer.model, trainer.runtime, trainer.eta_frozen))
-    labelled = getattr(data, "train_labelled", None)
     comp = compare_methods(data.test, detectors, sk, size, prior=data.prior, protocol=protocol, progress=progress,
                            train_labelled=SubsetSource.spread(labelled, ridge_images) if labelled is not None else None)
     preds = comp.predictions["unsupervised"]
