@@ -226,3 +226,30 @@ def test_equivariance_fraction_warps_only_that_share_of_the_batch(tmp_path, frac
     hook.remove()
     assert seen == [4 + expected] and out.y_warped.shape[0] == expected and out.y.shape[0] == 4
     assert float(losses["g_equiv"]) > 0
+
+
+@pytest.mark.parametrize("impl,flag", [("auto", "fused"), ("fused", "fused"), ("foreach", "foreach")])
+def test_adam_impl_picks_torchs_implementation(tmp_path, impl, flag):
+    tr = Trainer(tiny(tmp_path, *TINY_ARGS[len(TINY):], f"train.adam_impl={impl}"), progress=False)
+    for opt in (tr.opt_g, tr.opt_d, tr.opt_eta):
+        assert opt.defaults[flag] is True
+
+
+def test_fused_adam_steps_like_the_for_loop_and_bad_names_are_refused(tmp_path):
+    """Same algorithm, other rounding: one step of the fused and the for-loop Adam agree."""
+    from keypointgan.config import ConfigError
+    from keypointgan.train.trainer import adam_flags
+
+    g = torch.Generator().manual_seed(0)
+    start, grads = torch.randn(50, 7, generator=g), [torch.randn(50, 7, generator=g) for _ in range(3)]
+    out = {}
+    for impl in ("fused", "forloop"):
+        p = torch.nn.Parameter(start.clone())
+        opt = torch.optim.Adam([p], lr=1e-2, betas=(0.5, 0.999), **adam_flags(impl))
+        for gr in grads:
+            p.grad = gr.clone()
+            opt.step()
+        out[impl] = p.detach()
+    assert not torch.equal(out["fused"], start) and torch.allclose(out["fused"], out["forloop"], atol=1e-6)
+    with pytest.raises(ConfigError, match="train.adam_impl"):
+        Trainer(tiny(tmp_path, *TINY_ARGS[len(TINY):], "train.adam_impl=sgd"), progress=False)

@@ -123,6 +123,7 @@ class TrainConfig:
     lr: float = 2e-4
     betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
     grad_clip: float = 1.0
+    adam_impl: str = "auto"  # "fused" | "foreach" | "forloop" | "auto" (fused: one kernel for all tensors, ~5x faster on CPU)
     pool_size: int = 50
     iterations: int = 2000
     eta_pretrain_iterations: int = 500

@@ -38,7 +38,7 @@ from ..core import checkpoint as ckpt
 from ..core.logger import RunLogger
 from ..core.runtime import Runtime
 from ..core.seeds import SUPERVISED_BATCH_STREAM, step_seed
-from .trainer import TrainingDiverged, TrainState
+from .trainer import TrainingDiverged, TrainState, adam_flags
 
 STAGE = "supervised"
 DEFAULT_IMAGE_WEIGHT = 1.0
@@ -122,7 +122,7 @@ def train_supervised(cfg: Config, out_dir: str | Path, iterations: Optional[int]
     source = labelled_source(data, cfg, skeleton)
     model = runtime.module(build_models(cfg, skeleton)[0])
     params = list(model.phi.parameters()) + list(model.eta.parameters())
-    opt = torch.optim.Adam(params, lr=t.lr, betas=tuple(t.betas))
+    opt = torch.optim.Adam(params, lr=t.lr, betas=tuple(t.betas), **adam_flags(t.adam_impl))
     total = t.iterations if iterations is None else int(iterations)
     if deadline is None and t.minutes:
         deadline = time.monotonic() + 60.0 * t.minutes

@@ -111,6 +111,20 @@ def _check_train_options(cfg: Config) -> None:
             raise ConfigError(f"{name} must be {rule}, got {value!r}")
 
 
+ADAM_IMPLS = {"fused": dict(fused=True), "foreach": dict(foreach=True), "forloop": dict(foreach=False)}
+
+
+def adam_flags(impl: str) -> dict[str, bool]:
+    """torch.optim.Adam's implementation flags for ``train.adam_impl``. ``auto`` = fused (one
+    kernel over all tensors, CPU and CUDA): on a Zen 4 CPU the three optimisers' steps took
+    19 ms fused, 84 ms foreach and 97 ms in torch's CPU default (the for-loop), 1 thread
+    (docs/performance.md). The choice changes rounding, not the algorithm."""
+    impl = "fused" if impl == "auto" else impl
+    if impl not in ADAM_IMPLS:
+        raise ConfigError(f"train.adam_impl must be auto, fused, foreach or forloop, got {impl!r}")
+    return dict(ADAM_IMPLS[impl])
+
+
 def _clip(params: list[nn.Parameter], max_norm: float) -> float:
     if max_norm <= 0:
         return float("nan")
@@ -155,7 +169,7 @@ class Trainer:
         self._deadline: Optional[float] = None
         self.rec_loss = build_reconstruction_loss(cfg.loss).to(self.runtime.device)
         t = cfg.train
-        adam = dict(lr=t.lr, betas=tuple(t.betas))
+        adam = dict(lr=t.lr, betas=tuple(t.betas), **adam_flags(t.adam_impl))
         self.g_params = list(self.model.phi.parameters()) + list(self.model.psi.parameters())
         self.opt_g = torch.optim.Adam(self.g_params, **adam)
         self.opt_d = torch.optim.Adam(self.disc.parameters(), **adam)
