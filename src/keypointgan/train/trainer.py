@@ -105,7 +105,8 @@ def _check_train_options(cfg: Config) -> None:
               ("loss.equivariance_warp_scale", cfg.loss.equivariance_warp_scale,
                cfg.loss.equivariance_warp_scale > 0, "> 0"),
               ("loss.equivariance_fraction", cfg.loss.equivariance_fraction,
-               0 < cfg.loss.equivariance_fraction <= 1, "in (0, 1]")]
+               0 < cfg.loss.equivariance_fraction <= 1, "in (0, 1]"),
+              ("train.adam_impl", t.adam_impl, t.adam_impl in ("auto", *ADAM_IMPLS), "auto, fused, foreach or forloop")]
     for name, value, ok, rule in checks:
         if not ok:
             raise ConfigError(f"{name} must be {rule}, got {value!r}")
