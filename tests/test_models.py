@@ -199,3 +199,26 @@ def test_parameter_counts_paper_preset() -> None:
     assert parameter_counts(load_config("cpu"), "synth_humanoid") == CPU_COUNTS_SYNTH
     table = format_parameter_table(PAPER_COUNTS["h36m"], "paper, h36m")
     assert "17,428,967" in table and table.startswith("paper, h36m")
+
+
+@pytest.mark.parametrize("channels", [3, 32])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_upsample2x_is_bilinear_bit_for_bit(channels: int, channels_last: bool) -> None:
+    """The decoders' upsampling (channels_last detour on CPU for wide NCHW maps) gives the
+    values and gradients of plain bilinear interpolation, in the input's layout."""
+    from keypointgan.models.blocks import Upsample2x, upsample2x
+
+    x = torch.randn(2, channels, 5, 7)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ref = torch.nn.functional.interpolate(a, scale_factor=2.0, mode="bilinear", align_corners=False)
+    out = upsample2x(b)
+    assert out.shape == (2, channels, 10, 14)
+    assert torch.equal(out, ref)
+    assert out.is_contiguous(memory_format=torch.channels_last) == channels_last
+    g = torch.randn_like(ref)
+    ref.backward(g)
+    out.backward(g)
+    assert torch.allclose(b.grad, a.grad, atol=1e-6, rtol=0)
+    assert torch.equal(Upsample2x()(x), upsample2x(x))

@@ -108,5 +108,26 @@ class Encoder(nn.Module):
 
 
 def upsample2x(x: torch.Tensor) -> torch.Tensor:
-    """Bilinear x2 (align_corners=False), the decoders' upsampling."""
+    """Bilinear x2 (align_corners=False), the decoders' upsampling: (B,C,H,W) -> (B,C,2H,2W).
+
+    On CPU, torch 2.13's NCHW bilinear kernel is ~3-5x slower than its channels_last one
+    for wide feature maps (forward and backward; docs/performance.md), so an NCHW input
+    with many channels is upsampled in channels_last and handed back in NCHW: the
+    same values, bit for bit, for a fraction of the time.
+    """
+    if (x.device.type == "cpu" and x.dim() == 4 and x.shape[1] >= _CL_UPSAMPLE_MIN_CHANNELS
+            and x.is_contiguous() and not x.is_contiguous(memory_format=torch.channels_last)):
+        y = nn.functional.interpolate(x.contiguous(memory_format=torch.channels_last), scale_factor=2.0,
+                                      mode="bilinear", align_corners=False)
+        return y.contiguous()
     return nn.functional.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+
+
+_CL_UPSAMPLE_MIN_CHANNELS = 8  # below this the NCHW kernel is as fast (1-3 channel images)
+
+
+class Upsample2x(nn.Module):
+    """:func:`upsample2x` as a module (for ``nn.Sequential`` decoders; no parameters)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return upsample2x(x)

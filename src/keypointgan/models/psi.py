@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import Encoder, check_image_size, check_norm, conv_block, stage_widths
+from .blocks import Encoder, Upsample2x, check_image_size, check_norm, conv_block, stage_widths, upsample2x
 
 
 class ConditionalDecoder(nn.Module):
@@ -43,7 +43,7 @@ class ConditionalDecoder(nn.Module):
             return
         layers: list[nn.Module] = [conv_block(2 * w[-1], w[-1], 3, norm=norm), conv_block(w[-1], w[-1], 3, norm=norm)]
         for i in reversed(range(depth)):
-            layers += [nn.Upsample(scale_factor=2.0, mode="bilinear", align_corners=False),
+            layers += [Upsample2x(),
                        conv_block(w[i + 1], w[i], 3, norm=norm)]
             if i > 0:
                 layers.append(conv_block(w[i], w[i], 3, norm=norm))
@@ -75,7 +75,7 @@ class ConditionalDecoder(nn.Module):
             return self.decoder(z)
         z = self.bottom(z)
         for level in self.levels:
-            z = F.interpolate(z, scale_factor=2.0, mode="bilinear", align_corners=False)
+            z = upsample2x(z)
             pose = y_star if y_star.shape[-2:] == z.shape[-2:] else F.adaptive_avg_pool2d(y_star, z.shape[-2:])
             z = level(torch.cat([z, pose.to(z.dtype)], 1))
         return self.head(z)
