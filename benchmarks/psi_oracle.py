@@ -43,7 +43,7 @@ for cond in os.environ.get("CONDS", "gt,app,mean").split(","):
         b, kx, ka = batch(s + 1)
         x, xa = rt.tensor(b["x"]), rt.tensor(b["x_app"])
         with rt.autocast():
-            y = tr.model.render(pose(kx, ka))
+            y = tr.model.psi_pose(pose(kx, ka))
             loss = rl(psi(rt.tensor(y), xa), x)
         opt.zero_grad(); loss.backward(); opt.step()
     rl.eval(); psi.eval()
@@ -56,7 +56,7 @@ for cond in os.environ.get("CONDS", "gt,app,mean").split(","):
             g = torch.Generator().manual_seed(0)
             k = k + jit * torch.randn(k.shape, generator=g)
             with torch.no_grad(), rt.autocast():
-                rl(psi(rt.tensor(tr.model.render(k)), xa), x); tot = tot + rl.last_raw_terms.float()
+                rl(psi(rt.tensor(tr.model.psi_pose(k)), xa), x); tot = tot + rl.last_raw_terms.float()
         return [round(float(t), 5) for t in tot / len(val)]
     r = {"val": vloss(), "train_s": time.time() - t0}
     if cond == "gt":
@@ -70,7 +70,7 @@ for cond in os.environ.get("CONDS", "gt,app,mean").split(","):
             x, xa = rt.tensor(b["x"]), rt.tensor(b["x_app"])
             k0 = (kx + 0.1 * torch.randn_like(kx)).requires_grad_(True)
             with rt.autocast():
-                l = rl(psi(rt.tensor(tr.model.render(k0)), xa), x)
+                l = rl(psi(rt.tensor(tr.model.psi_pose(k0)), xa), x)
             g, = torch.autograd.grad(l, k0)
             d = (k0 - kx).detach()
             cos.append(float(torch.nn.functional.cosine_similarity(g.flatten(1), d.flatten(1)).mean()))

@@ -112,3 +112,14 @@ def test_demo_measures_its_evaluation_reserve_on_this_cpu(tmp_path, monkeypatch)
     n = min(16, len(tr.data.test))
     assert s > 0 and seen == [min(8, n), n]  # a warm-up, then the timed pass (at most the test set)
     assert model.training and all(torch.equal(a, p) for a, p in zip(before, model.parameters()))
+
+
+def test_a_folder_named_like_a_preset_does_not_hide_the_preset(tmp_path, monkeypatch):
+    from keypointgan.config import ConfigError, load_config
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").mkdir()  # e.g. the output of an earlier `keypointgan demo --out demo`
+    assert load_config("demo").out_dir == "runs/demo"  # the preset, not the folder
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(ConfigError, match="is a folder"):
+        load_config("mine")

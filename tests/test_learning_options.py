@@ -91,7 +91,8 @@ def test_minibatch_std_trains(tmp_path):
 @pytest.mark.parametrize("override,match", [("train.batch_size=0", "batch_size must be >= 1"),
                                             ("train.minutes=-3", "minutes must be > 0"),
                                             ("model.disc_minibatch_std=1", "disc_minibatch_std"),
-                                            ("data.warp_scale=-1", "warp_scale")])
+                                            ("data.warp_scale=-1", "warp_scale"),
+                                            ("render.psi_sigmas=[0.5,0]", "psi_sigmas")])
 def test_bad_numeric_options_are_refused_before_anything_is_written(tmp_path, override, match):
     from keypointgan.config import ConfigError
 
@@ -253,3 +254,40 @@ def test_fused_adam_steps_like_the_for_loop_and_bad_names_are_refused(tmp_path):
     assert not torch.equal(out["fused"], start) and torch.allclose(out["fused"], out["forloop"], atol=1e-6)
     with pytest.raises(ConfigError, match="train.adam_impl"):
         Trainer(tiny(tmp_path, *TINY_ARGS[len(TINY):], "train.adam_impl=sgd"), progress=False)
+
+
+def test_psi_sigmas_give_a_far_keypoint_a_gradient_through_psis_input():
+    """render.psi_sigmas: the wide drawings move the pose image far from the line, the thin
+    one does not, so a reconstruction error there reaches the keypoints only with them."""
+    from keypointgan.pose.render import render_skeleton
+
+    kp = torch.tensor([[[-0.5, -0.5], [-0.5, 0.5]]], requires_grad=True)  # one vertical link at x = -0.5
+    img = render_skeleton(kp, [(0, 1)], 32, sigma=(0.2, 0.5), signed=True)
+    assert img.shape == (1, 2, 32, 32)
+    thin = render_skeleton(kp, [(0, 1)], 32, sigma=0.2, signed=True)
+    assert torch.equal(img[:, :1], thin)  # channel 0 is beta's image
+    far = torch.zeros(32, 32)
+    far[12:20, 18:22] = 1.0  # pixels around x = +0.25: 0.75 units (12 px) from the link
+    for channel, reaches in ((0, False), (1, True)):
+        kp.grad = None
+        (img[0, channel] * far).sum().backward(retain_graph=True)
+        g = float(kp.grad.abs().sum())
+        assert (g > 1e-3) == reaches, (channel, g)
+
+
+def test_psi_sigmas_widen_psis_pose_input_and_train(tmp_path):
+    tr = Trainer(tiny(tmp_path, "render.psi_sigmas=[0.5]", "train.eta_pretrain_iterations=0", "train.iterations=2"),
+                 progress=False)
+    m = tr.model
+    kp = torch.rand(3, m.num_keypoints, 2) * 1.6 - 0.8
+    pose = m.psi_pose(kp)
+    assert pose.shape[1] == 2 and torch.equal(pose[:, :1], m.render(kp))
+    assert not torch.allclose(pose[:, 1], pose[:, 0])  # the wide drawing differs from beta's
+    x = torch.rand(3, 3, m.image_size, m.image_size) * 2 - 1
+    assert m.reconstruct(pose, x).shape == x.shape
+    with pytest.raises(ValueError, match="psi_pose"):
+        m.reconstruct(m.render(kp), x)  # a 1-channel skeleton is refused with the fix in the message
+    out = m(x, x)
+    assert out.y_star.shape[1] == 1  # pictures and the cycle keep beta's image
+    tr.train()
+    assert load_config("cpu").render.psi_sigmas == []  # the paper's Psi by default

@@ -31,6 +31,11 @@ class RenderConfig:
     form: str = "release"  # "release": exp(-d / sigma^2) (unsquared d); "paper": exp(-d^2 / sigma^2)
     sigma: float = 0.2  # in normalised units, so the drawing is the same at every resolution
     signed: bool = True  # map the image to [-1, 1] (release) instead of [0, 1]
+    # Beyond the paper: extra, wider drawings of the same keypoints that Psi reads as more
+    # channels beside y* (D and eta keep `sigma`). A thin line moves the rendered image, and
+    # so the reconstruction, only within a pixel or two of itself; a wide one gives a
+    # keypoint far from its place a gradient (docs/losses.md). [] = the paper's Psi.
+    psi_sigmas: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -232,9 +237,11 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 def resolve_config_path(spec: str | Path) -> Path:
     """A preset name (``cpu``, ``paper``, ...) or a path to a YAML file."""
     p = Path(spec)
-    if p.suffix in (".yaml", ".yml") or p.exists():
+    if p.suffix in (".yaml", ".yml") or p.is_file():
         return p
     preset = PRESET_DIR / f"{spec}.yaml"
+    if p.is_dir() and not preset.is_file():
+        raise ConfigError(f"config '{spec}' is a folder, not a YAML file or a preset")
     if not preset.is_file():
         names = sorted(q.stem for q in PRESET_DIR.glob("*.yaml"))
         raise ConfigError(f"unknown config '{spec}': not a file and not a preset ({', '.join(names)})")

@@ -88,7 +88,7 @@ def transfer_images(tm: TrainedModel, pose: torch.Tensor, appearance: torch.Tens
     model, rt = tm.model, tm.runtime
     kp, _ = detect(tm, pose, orient=False)
     with rt.autocast():
-        y = model.render(kp.to(rt.device))
+        y = model.psi_pose(kp.to(rt.device))
         rows = [model.reconstruct(y, rt.tensor(a[None].expand(len(pose), -1, -1, -1).contiguous())).float().cpu()
                 for a in appearance]
     return torch.stack(rows), kp
@@ -205,7 +205,7 @@ def edit_image(tm: TrainedModel, image: np.ndarray, moves: Sequence[Move | str])
     kp, _ = detect(tm, x, orient=False)
     edited = apply_moves(kp[0], moves, tm.skeleton, box)
     with rt.autocast():
-        y = model.render(torch.stack([kp[0], edited]).to(rt.device))
+        y = model.psi_pose(torch.stack([kp[0], edited]).to(rt.device))
         gen = model.reconstruct(y, rt.tensor(x.expand(2, -1, -1, -1).contiguous())).float().cpu()
     y = y.float().cpu()
     return EditResult(crop, box, kp[0], edited, y[0], y[1], gen[0], gen[1])

@@ -76,10 +76,11 @@ class KeypointGAN(nn.Module):
         self.model_config, self.render_config, self.skeleton = m, r, sk
         self.image_size, self.num_keypoints = m.image_size, sk.num_keypoints
         self.phi = ImageEncoder(m.base_width, m.depth, m.max_width, m.phi_norm)
-        self.psi = ConditionalDecoder(m.base_width, m.depth, m.max_width, m.psi_norm, pose_skips=m.psi_pose_skips)
+        self.psi = ConditionalDecoder(m.base_width, m.depth, m.max_width, m.psi_norm,
+                                      pose_channels=1 + len(r.psi_sigmas), pose_skips=m.psi_pose_skips)
         self.eta = SkeletonRegressor(sk.num_keypoints, m.eta_width or m.base_width, m.depth, m.max_width,
                                      m.eta_norm, m.softargmax, m.softargmax_temperature)
-        self.renderer = SkeletonRenderer(sk, m.image_size, r.sigma, r.form, r.signed)
+        self.renderer = SkeletonRenderer(sk, m.image_size, r.sigma, r.form, r.signed, extra_sigmas=r.psi_sigmas)
         if init:
             init_weights(self, m.init_std)
 
@@ -96,10 +97,21 @@ class KeypointGAN(nn.Module):
         """
         return self.renderer(keypoints, visible)
 
-    def reconstruct(self, y_star: torch.Tensor, x_app: torch.Tensor) -> torch.Tensor:
-        """Psi: skeleton image and appearance image -> image (B,3,S,S)."""
-        y_star = y_star.to(x_app.dtype)  # beta renders in float32; follow a float64/half model's inputs
-        return self.psi(y_star, x_app)
+    def psi_pose(self, keypoints: torch.Tensor) -> torch.Tensor:
+        """What Psi reads of a pose: beta(keypoints) (B,1,S,S), or with ``render.psi_sigmas``
+        (B,1+n,S,S), channel 0 being beta's image and then the wider drawings."""
+        if not self.renderer.extra_sigmas:
+            return self.render(keypoints)
+        return self.renderer.all_widths(keypoints)
+
+    def reconstruct(self, pose: torch.Tensor, x_app: torch.Tensor) -> torch.Tensor:
+        """Psi: pose image (:meth:`psi_pose`) and appearance image -> image (B,3,S,S)."""
+        want = 1 + len(self.renderer.extra_sigmas)
+        if pose.dim() != 4 or pose.shape[1] != want:
+            raise ValueError(f"KeypointGAN.reconstruct: Psi reads {want} pose channel(s) (1 + len(render.psi_sigmas)), "
+                             f"got {tuple(pose.shape)}; build the input with psi_pose(keypoints)")
+        pose = pose.to(x_app.dtype)  # beta renders in float32; follow a float64/half model's inputs
+        return self.psi(pose, x_app)
 
     def detect(self, x: torch.Tensor) -> Detection:
         """Inference: keypoints and heatmaps of images x (B,3,S',S'), S' any multiple of 2**depth."""
@@ -128,8 +140,8 @@ class KeypointGAN(nn.Module):
                                  f"with 0 < n <= B, x is {tuple(x.shape)}")
             y, y_warped = self.phi(torch.cat([x, x_warped])).split([x.shape[0], x_warped.shape[0]])
         eta_out: EtaOutput = self.eta(y)
-        y_star = self.render(eta_out.keypoints)
-        return KeypointGANOutput(y, eta_out.heatmaps, eta_out.keypoints, y_star, self.reconstruct(y_star, x_app),
+        pose = self.psi_pose(eta_out.keypoints)
+        return KeypointGANOutput(y, eta_out.heatmaps, eta_out.keypoints, pose[:, :1], self.reconstruct(pose, x_app),
                                  y_warped)
 
     # -- helpers for the three optimisers of the training loop ----------------------

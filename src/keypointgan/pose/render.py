@@ -151,17 +151,20 @@ def falloff(d2: torch.Tensor, sigma: float, form: str) -> torch.Tensor:
     raise ValueError(f"unknown renderer form '{form}' (choose from {FORMS})")
 
 
-def render_skeleton(keypoints: torch.Tensor, edges: EdgesLike, size: SizeLike, sigma: float = 0.2,
-                    form: str = "release", signed: bool = False,
+def render_skeleton(keypoints: torch.Tensor, edges: EdgesLike, size: SizeLike,
+                    sigma: Union[float, Sequence[float]] = 0.2, form: str = "release", signed: bool = False,
                     visible: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Render keypoints ``(B, K, 2)`` in ``[-1, 1]`` as skeleton images ``(B, 1, H, W)``.
 
     Values are in ``[0, 1]`` (1 on a link), or ``[-1, 1]`` with ``signed=True`` as the
     networks see them. ``visible`` (B, K) leaves out links with a missing end. Always
-    computed in float32 (float64 if given), also under autocast.
+    computed in float32 (float64 if given), also under autocast. A sequence of sigmas
+    gives one channel per width, ``(B, len(sigma), H, W)``, from one distance field.
     """
+    sigmas = [float(sigma)] if isinstance(sigma, (int, float)) else [float(s) for s in sigma]
     with torch.autocast(keypoints.device.type, enabled=False):
-        img = falloff(nearest_link_distance2(keypoints, edges, size, visible), sigma, form).unsqueeze(1)
+        d2 = nearest_link_distance2(keypoints, edges, size, visible)
+        img = torch.stack([falloff(d2, s, form) for s in sigmas], 1)
         return img * 2.0 - 1.0 if signed else img
 
 
@@ -188,19 +191,30 @@ class SkeletonRenderer(nn.Module):
     """beta as a module bound to a skeleton, an output size and a drawing style."""
 
     def __init__(self, skeleton: Skeleton, size: SizeLike, sigma: float = 0.2, form: str = "release",
-                 signed: bool = True) -> None:
+                 signed: bool = True, extra_sigmas: Sequence[float] = ()) -> None:
         super().__init__()
         if form not in FORMS:
             raise ValueError(f"unknown renderer form '{form}' (choose from {FORMS})")
-        if sigma <= 0:
-            raise ValueError(f"renderer sigma must be positive, got {sigma}")
+        for s in (sigma, *extra_sigmas):
+            if s <= 0:
+                raise ValueError(f"renderer sigma must be positive, got {s}")
         self.skeleton, self.size, self.sigma, self.form, self.signed = skeleton, _hw(size), sigma, form, signed
+        self.extra_sigmas = tuple(float(s) for s in extra_sigmas)
         self.edges = list(skeleton.edges)
 
     def forward(self, keypoints: torch.Tensor, visible: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """beta at ``sigma``: ``(B, K, 2) -> (B, 1, H, W)``."""
         self.skeleton.check_keypoints(keypoints.shape, "renderer input")
         return render_skeleton(keypoints[..., :2], self.edges, self.size, self.sigma, self.form, self.signed,
                                visible)
 
+    def all_widths(self, keypoints: torch.Tensor, visible: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``(B, 1 + len(extra_sigmas), H, W)``: channel 0 is :meth:`forward`'s image, then one
+        per extra sigma, all from one distance field (what Psi reads with ``render.psi_sigmas``)."""
+        self.skeleton.check_keypoints(keypoints.shape, "renderer input")
+        return render_skeleton(keypoints[..., :2], self.edges, self.size, (self.sigma, *self.extra_sigmas),
+                               self.form, self.signed, visible)
+
     def extra_repr(self) -> str:
-        return f"skeleton={self.skeleton.name}, size={self.size}, sigma={self.sigma}, form={self.form}"
+        extra = f", extra_sigmas={list(self.extra_sigmas)}" if self.extra_sigmas else ""
+        return f"skeleton={self.skeleton.name}, size={self.size}, sigma={self.sigma}, form={self.form}{extra}"

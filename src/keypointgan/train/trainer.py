@@ -106,6 +106,8 @@ def _check_train_options(cfg: Config) -> None:
                cfg.loss.equivariance_warp_scale > 0, "> 0"),
               ("loss.equivariance_fraction", cfg.loss.equivariance_fraction,
                0 < cfg.loss.equivariance_fraction <= 1, "in (0, 1]"),
+              ("render.psi_sigmas", cfg.render.psi_sigmas, all(v > 0 for v in cfg.render.psi_sigmas),
+               "a list of positive widths"),
               ("train.adam_impl", t.adam_impl, t.adam_impl in ("auto", *ADAM_IMPLS), "auto, fused, foreach or forloop")]
     for name, value, ok, rule in checks:
         if not ok:
