@@ -78,8 +78,10 @@ def eta_iterations_for(trainer: Trainer, seconds: float) -> int:
 def eval_seconds_for(trainer: Trainer, images: int, probe: int = 64) -> float:
     """Seconds the final evaluation will take for ``images`` detections (every detector's
     pass over the test set plus the ridge's training frames), from a timed pass over
-    ``probe`` test images (the evaluation's own code path, batch 64) after a warm-up:
-    inference speed differs ~4x between CPU kinds, a fixed reserve cannot fit them all."""
+    ``probe`` test images (the evaluation's own code path, batch 64) after a warm-up pass of
+    the same shape (a smaller warm-up left batch 64's kernel selection inside the timed pass
+    and over-reserved by ~50%: demos ended 1.6 minutes early): inference speed differs ~4x
+    between CPU kinds, a fixed reserve cannot fit them all."""
     from ..eval.evaluator import predict_labelled
 
     test = trainer.data.test
@@ -87,9 +89,10 @@ def eval_seconds_for(trainer: Trainer, images: int, probe: int = 64) -> float:
     if n == 0 or images <= 0:
         return 0.0
     model, rt, sk = trainer.inference_model, trainer.runtime, trainer.skeleton
-    predict_labelled(model, SubsetSource.spread(test, min(8, n)), rt, sk, trainer.eta_frozen)  # kernel selection
+    probe_set = SubsetSource.spread(test, n)
+    predict_labelled(model, probe_set, rt, sk, trainer.eta_frozen)  # kernel selection for this batch shape
     t = time.perf_counter()
-    predict_labelled(model, SubsetSource.spread(test, n), rt, sk, trainer.eta_frozen)
+    predict_labelled(model, probe_set, rt, sk, trainer.eta_frozen)
     return (time.perf_counter() - t) / n * images
 
 
@@ -119,8 +122,8 @@ def run_demo(out: str | Path = "runs/demo", minutes: float = 15.0, config: str =
     labelled = getattr(trainer.data, "train_labelled", None)
     n_ridge = min(ridge_images, len(labelled)) if labelled is not None else 0
     n_eval = (2 if trainer.cfg.train.ema_decay > 0 else 1) * len(trainer.data.test) + n_ridge
-    # evaluation measured on this CPU (+25% and 10 s for the pictures and the report), or the fixed reserve
-    reserve = max(reserve, 1.25 * eval_seconds_for(trainer, n_eval) + 10.0)
+    # evaluation measured on this CPU (+15% and 10 s for the pictures and the report), or the fixed reserve
+    reserve = max(reserve, 1.15 * eval_seconds_for(trainer, n_eval) + 10.0)
     trainer.train(deadline=deadline - reserve)
     trainer.save()
     t_train = time.monotonic() - t0 - t_data - t_eta
