@@ -291,3 +291,52 @@ def test_psi_sigmas_widen_psis_pose_input_and_train(tmp_path):
     assert out.y_star.shape[1] == 1  # pictures and the cycle keep beta's image
     tr.train()
     assert load_config("cpu").render.psi_sigmas == []  # the paper's Psi by default
+
+
+def test_motion_weights_single_out_what_moved_between_the_frames():
+    from keypointgan.losses import motion_weights
+
+    x = torch.zeros(2, 3, 32, 32)
+    x_app = x.clone()
+    x_app[0, :, 4:10, 20:26] = 1.0  # image 0: a patch moved; image 1: identical frames
+    w = motion_weights(x, x_app, 4.0)
+    assert w.shape == (2, 1, 32, 32)
+    assert torch.allclose(w.mean((2, 3)), torch.ones(2, 1), atol=1e-5)  # mean 1 per image
+    assert float(w[0, 0, 7, 23]) > 3 * float(w[0, 0, 25, 5])  # the patch weighs more than still pixels
+    assert torch.allclose(w[1], torch.ones(1, 32, 32))  # nothing moved: plain loss
+
+
+@pytest.mark.parametrize("kind", ["laplacian", "vgg_random"])
+def test_weighted_reconstruction_counts_errors_where_the_weight_is(kind):
+    from keypointgan.config import LossConfig
+    from keypointgan.losses import build_reconstruction_loss
+
+    loss = build_reconstruction_loss(LossConfig(reconstruction=kind)).eval()
+    torch.manual_seed(0)
+    target = torch.rand(1, 3, 32, 32) * 2 - 1
+    pred = target.clone()
+    pred[..., 2:10, 2:10] += 0.5  # an error in the top-left corner only
+    # un-normalised terms (the perceptual loss divides by running means, 1 on a first call)
+    raw = (lambda *a: loss.raw_terms(*a).sum()) if hasattr(loss, "raw_terms") else loss
+    ones = torch.ones(1, 1, 32, 32)
+    assert torch.allclose(raw(pred, target, ones), raw(pred, target), rtol=1e-5)
+    there, elsewhere = ones.clone() * 0.2, ones.clone() * 0.2
+    there[..., :12, :12] = 5.0
+    elsewhere[..., 20:, 20:] = 5.0
+    assert float(raw(pred, target, there)) > 2 * float(raw(pred, target, elsewhere))
+
+
+def test_motion_weight_changes_the_generators_reconstruction_and_is_checked(tmp_path):
+    from keypointgan.config import ConfigError
+
+    recs = {}
+    for mw in (0.0, 4.0):
+        tr = Trainer(tiny(tmp_path / str(mw), f"loss.motion_weight={mw}", "train.eta_pretrain_iterations=0",
+                          "train.iterations=1", "train.ema_decay=0", "loss.normalize_fallback=false"), progress=False)
+        tr.train()
+        recs[mw] = series(tmp_path / str(mw), "joint", "g_rec")[0][1]
+    assert recs[0.0] != pytest.approx(recs[4.0], rel=1e-4)  # same seed, same batch: only the weighting differs
+    with pytest.raises(ConfigError, match="motion_weight"):
+        Trainer(tiny(tmp_path / "bad", "loss.motion_weight=-1"), progress=False)
+    with pytest.raises(ConfigError, match="l1_ssim"):
+        Trainer(tiny(tmp_path / "bad2", "loss.motion_weight=2", "loss.reconstruction=l1_ssim"), progress=False)

@@ -83,6 +83,11 @@ class LossConfig:
     # Share of the batch whose warped copy Phi also reads (the term's cost: Phi's extra
     # work is this fraction of its batch); 1 = every image, at least one image.
     equivariance_fraction: float = 1.0
+    # Beyond the paper: reconstruction weighted per pixel by 1 + motion_weight * m, m = where x
+    # and x' differ (blurred |x - x'|, mean 1 per image): what moved between the frames (the
+    # limbs) is what Psi cannot copy from x' and must take from the pose (docs/losses.md).
+    # 0 = off (the paper). Laplacian and perceptual losses only.
+    motion_weight: float = 0.0
 
 
 @dataclass

@@ -20,6 +20,7 @@ from .reconstruction import (
     LaplacianPyramidLoss,
     build_reconstruction_loss,
     laplacian_pyramid,
+    motion_weights,
     resolve_reconstruction,
 )
 
@@ -37,6 +38,7 @@ __all__ = [
     "eta_prior_loss",
     "laplacian_pyramid",
     "load_vgg19_state_dict",
+    "motion_weights",
     "lsgan_discriminator_loss",
     "lsgan_generator_loss",
     "resolve_reconstruction",

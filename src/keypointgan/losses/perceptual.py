@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -249,16 +249,28 @@ class PerceptualLoss(RunningMeanTerms):
         """The paper's loss with pretrained VGG-19 weights from ``path``."""
         return cls(VGG19Features.from_file(path, relu=relu), momentum=momentum)
 
-    def raw_terms(self, pred: Tensor, target: Tensor) -> Tensor:
-        """The six un-normalised MSE terms, a float32 tensor of shape (6,)."""
+    def raw_terms(self, pred: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
+        """The six un-normalised MSE terms, a float32 tensor of shape (6,); ``weight`` (B, 1, H, W),
+        optional, weighs each term's squared differences per pixel (area-resized to the map)."""
         check_image_pair(pred, target, min_size=MIN_IMAGE_SIZE, channels=3)
         fp = self.vgg(pred)
         with torch.set_grad_enabled(torch.is_grad_enabled() and target.requires_grad):
             ft = self.vgg(target)
-        return torch.stack([(a.float() - b.float()).square().mean() for a, b in zip(fp, ft)])
+        if weight is None:
+            return torch.stack([(a.float() - b.float()).square().mean() for a, b in zip(fp, ft)])
+        w = weight.float()
+        return torch.stack([((a.float() - b.float()).square() * resize_weights(w, a.shape[-2:])).mean()
+                            for a, b in zip(fp, ft)])
 
-    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
-        return self.normalized(self.raw_terms(pred, target)).mean()
+    def forward(self, pred: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
+        return self.normalized(self.raw_terms(pred, target, weight)).mean()
+
+
+def resize_weights(weight: Tensor, size: Sequence[int]) -> Tensor:
+    """Weights (B, 1, H, W) area-resized to ``size`` (h, w): a feature map's or a pyramid level's."""
+    if tuple(weight.shape[-2:]) == tuple(size):
+        return weight
+    return torch.nn.functional.interpolate(weight, size=tuple(size), mode="area")
 
 
 def _drop_vgg_keys(module: nn.Module, state_dict: dict[str, Any], prefix: str,

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from ..config import ConfigError, LossConfig
 from ._checks import check_image_pair
-from .perceptual import RunningMeanTerms, PerceptualLoss, VGG19Features
+from .perceptual import RunningMeanTerms, PerceptualLoss, VGG19Features, resize_weights
 
 VGG_RANDOM_SEED = 0
 RECONSTRUCTION_CHOICES = ("perceptual", "l1_ssim", "laplacian", "vgg_random", "auto")
@@ -74,6 +74,22 @@ def _binomial_blur(x: Tensor) -> Tensor:
     return F.conv2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), kernel, groups=x.shape[1])
 
 
+def motion_weights(x: Tensor, x_app: Tensor, strength: float) -> Tensor:
+    """Per-pixel reconstruction weights ``1 + strength * m``, each image's weights of mean 1.
+
+    ``m`` is ``|x - x'|`` averaged over channels, blurred twice (binomial 5x5) and divided
+    by its per-image mean: large where the two frames differ, i.e. where the figure moved
+    and Psi cannot copy the pixels from x'. (B, C, H, W) x2 in [-1, 1] -> (B, 1, H, W),
+    no gradient (a weighting, not a target).
+    """
+    with torch.no_grad():
+        m = (x.float() - x_app.float()).abs().mean(1, keepdim=True)
+        m = _binomial_blur(_binomial_blur(m))
+        m = m / m.mean((2, 3), keepdim=True).clamp_min(1e-6)
+        w = 1.0 + strength * m
+        return w / w.mean((2, 3), keepdim=True)
+
+
 def laplacian_pyramid(x: Tensor, levels: int) -> list[Tensor]:
     """``levels - 1`` band-pass images (finest first) then the low-pass residual.
 
@@ -112,14 +128,18 @@ class LaplacianPyramidLoss(RunningMeanTerms):
         self.levels = levels
         self.weights = list(weights) if weights is not None else [1.0] * levels
 
-    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
+    def forward(self, pred: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
+        """``weight`` (B, 1, H, W), optional: per-pixel weights (:func:`motion_weights`), resized to each level."""
         check_image_pair(pred, target)
         with torch.autocast(device_type=pred.device.type, enabled=False):
             diff = _unit_float32(pred) - _unit_float32(target)
             # The pyramid is linear, so the pyramid of the difference is the difference of pyramids.
             bands = laplacian_pyramid(diff, self.levels)
             w = torch.tensor(self.weights[: len(bands)], device=diff.device)
-            terms = torch.stack([b.abs().mean() for b in bands])
+            if weight is None:
+                terms = torch.stack([b.abs().mean() for b in bands])
+            else:
+                terms = torch.stack([(b.abs() * resize_weights(weight.float(), b.shape[-2:])).mean() for b in bands])
             if self.normalize:
                 terms = self.normalized(terms) if len(bands) == self.levels else terms / terms.detach().clamp_min(1e-12)
             return (w * terms).sum() / w.sum()
@@ -152,6 +172,9 @@ def build_reconstruction_loss(cfg: LossConfig) -> nn.Module:
     weights file is given and ``cfg.fallback`` otherwise.
     """
     name = resolve_reconstruction(cfg)
+    if cfg.motion_weight > 0 and name == "l1_ssim":
+        raise ConfigError("loss.motion_weight works with the laplacian and perceptual losses, not l1_ssim "
+                          "(set loss.motion_weight=0 or choose another loss.reconstruction)")
     if name == "perceptual":
         if not cfg.vgg_weights:
             raise ConfigError(

@@ -37,7 +37,7 @@ from torch import nn
 from ..config import Config, ConfigError, save_config
 from ..errors import KeypointGANError
 from ..losses import (build_reconstruction_loss, eta_cycle_loss, eta_prior_loss, lsgan_discriminator_loss,
-                      lsgan_generator_loss)
+                      lsgan_generator_loss, motion_weights)
 from ..models import build_models
 from ..data.prior import random_similarity
 from ..pose import get_skeleton
@@ -106,6 +106,7 @@ def _check_train_options(cfg: Config) -> None:
                cfg.loss.equivariance_warp_scale > 0, "> 0"),
               ("loss.equivariance_fraction", cfg.loss.equivariance_fraction,
                0 < cfg.loss.equivariance_fraction <= 1, "in (0, 1]"),
+              ("loss.motion_weight", cfg.loss.motion_weight, cfg.loss.motion_weight >= 0, ">= 0"),
               ("render.psi_sigmas", cfg.render.psi_sigmas, all(v > 0 for v in cfg.render.psi_sigmas),
                "a list of positive widths"),
               ("train.adam_impl", t.adam_impl, t.adam_impl in ("auto", *ADAM_IMPLS), "auto, fused, foreach or forloop")]
@@ -312,7 +313,10 @@ class Trainer:
                 x_warped = None if warp is None else self.runtime.tensor(warp(x[:n_eq].float()).to(x.dtype))
                 out = self.g_ddp(x, x_app, x_warped)
                 adv = lsgan_generator_loss(self.disc(out.y))
-                rec = self.rec_loss(out.x_hat, x)
+                if c.motion_weight > 0:  # beyond the paper: what moved between x' and x counts more
+                    rec = self.rec_loss(out.x_hat, x, motion_weights(x, x_app, c.motion_weight))
+                else:
+                    rec = self.rec_loss(out.x_hat, x)
             loss = c.adv_weight * adv + c.rec_weight * rec
             losses = {"g_adv": adv, "g_rec": rec}
             if warp is not None:
