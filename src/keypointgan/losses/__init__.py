@@ -38,8 +38,8 @@ __all__ = [
     "eta_prior_loss",
     "laplacian_pyramid",
     "load_vgg19_state_dict",
-    "motion_weights",
     "lsgan_discriminator_loss",
     "lsgan_generator_loss",
+    "motion_weights",
     "resolve_reconstruction",
 ]
