@@ -38,6 +38,8 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=100)
     ap.add_argument("--test-images", type=int, default=320)
     ap.add_argument("--out", default="/tmp/kpgan-curve")
+    ap.add_argument("--checkpoint-every", type=int, default=0,
+                    help="also save a checkpoint every N joint iterations (long runs; 0: at the end only)")
     ap.add_argument("--save-eta", help="write the pre-trained eta here (safetensors)")
     ap.add_argument("--eta-from", help="start from this pre-trained eta instead of pre-training")
     a = ap.parse_args()
@@ -91,6 +93,8 @@ def main() -> None:
     def callback(step: int, scalars: dict) -> None:
         if tr.state.step % a.every == 0:
             evaluate(tr.state.step)
+        if a.checkpoint_every and tr.state.step % a.checkpoint_every == 0:
+            tr.save()
 
     tr.train(deadline=t0 + 60 * a.minutes, callback=callback)
     evaluate(tr.state.step)
