@@ -147,6 +147,9 @@ class TrainConfig:
     channels_last: Optional[bool] = None  # None (auto): with bf16 autocast or CUDA only; fp32 CPU convolutions ran faster NCHW
     device: str = "auto"
     threads: Optional[int] = None  # torch intra-op threads; None = number of cores
+    # torch.compile (inductor) of Phi, Psi, eta and D for the training steps; the EMA, the
+    # frozen eta and evaluation stay eager. Compiling costs minutes up front (docs/performance.md).
+    compile: bool = False
     seed: int = 0
     log_every: int = 10
     image_every: int = 200

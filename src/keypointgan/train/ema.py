@@ -20,6 +20,17 @@ def ema_decay_at(decay: float, updates: int) -> float:
     return min(decay, (1.0 + updates) / (10.0 + updates))
 
 
+def eager_copy(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` that runs eagerly even where ``model``'s submodules were
+    compiled in place (``nn.Module.compile``, ``train.compile``): the copy is evaluated
+    at other batch sizes and in eval mode, where compiled graphs would recompile."""
+    twin = copy.deepcopy(model)
+    for m in twin.modules():
+        if getattr(m, "_compiled_call_impl", None) is not None:
+            m._compiled_call_impl = None
+    return twin
+
+
 class ModelEMA:
     """An eval-mode copy of ``model`` whose floating-point weights and buffers track an EMA."""
 
@@ -27,7 +38,7 @@ class ModelEMA:
         if not 0.0 < decay < 1.0:
             raise ValueError(f"train.ema_decay must be in (0, 1) (0 turns the EMA off), got {decay}")
         self.decay = decay
-        self.module = copy.deepcopy(model).eval().requires_grad_(False)
+        self.module = eager_copy(model).eval().requires_grad_(False)
 
     @torch.no_grad()
     def update(self, model: nn.Module, updates: int) -> None:

@@ -22,7 +22,6 @@ run sees the same batches as an uninterrupted one.
 
 from __future__ import annotations
 
-import copy
 import math
 import signal
 import time
@@ -45,7 +44,7 @@ from ..pose.stats import pose_spread
 from ..core import checkpoint as ckpt
 from ..core.seeds import D_AUGMENT_STREAM, EQUIVARIANCE_STREAM, ETA_AUGMENT_STREAM, POOL_STREAM, step_seed
 from ..data import tps
-from .ema import ModelEMA
+from .ema import ModelEMA, eager_copy
 from .distributed import DistInfo, all_reduce_mean, barrier, init_distributed, wrap
 from ..core.logger import RunLogger
 from .pool import HistoryPool
@@ -167,6 +166,8 @@ class Trainer:
         model, disc = build_models(cfg, self.skeleton)
         self.model = self.runtime.module(model)
         self.disc = self.runtime.module(disc)
+        if cfg.train.compile:
+            self._compile()
         self.eta_frozen: Optional[nn.Module] = None
         self.ema: Optional[ModelEMA] = None  # made when joint training starts (train.ema_decay > 0)
         self._eval_set: Any = None  # test images of log_test_error, chosen once
@@ -192,6 +193,13 @@ class Trainer:
             save_config(cfg, self.out_dir / "config.yaml")
 
     # -- set-up ------------------------------------------------------------------------
+    def _compile(self) -> None:
+        """``train.compile``: torch.compile Phi, Psi, eta and D in place (state-dict keys and
+        checkpoints unchanged). Shapes are static; each batch size a network sees (B, B + the
+        equivariance batch, 2B) compiles once. Evaluation copies stay eager (eager_copy)."""
+        for m in (self.model.phi, self.model.psi, self.model.eta, self.disc):
+            m.compile(dynamic=False)
+
     def _wrap_ddp(self) -> None:
         """DDP wrappers: G covers Phi+Psi only (eta frozen at wrap time), eta and D their own."""
         dev = self.runtime.device
@@ -268,7 +276,7 @@ class Trainer:
         for group in self.opt_eta.param_groups:  # fine-tuning runs at the joint stage's rate
             group["lr"] = self.cfg.train.lr
         self.state.eta_pretrained = True
-        self.eta_frozen = copy.deepcopy(self.model.eta).eval().requires_grad_(False)
+        self.eta_frozen = eager_copy(self.model.eta).eval().requires_grad_(False)
 
     # -- joint training ---------------------------------------------------------------
     def equivariance_warp(self, step: int, n: int) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -583,7 +591,7 @@ class Trainer:
                           f"(train.precision={self.cfg.train.precision} on this machine): it goes on, but not "
                           f"bit-exactly; set train.precision={was} to keep it", stacklevel=2)
         if self.state.eta_pretrained:
-            self.eta_frozen = copy.deepcopy(self.model.eta).eval().requires_grad_(False)
+            self.eta_frozen = eager_copy(self.model.eta).eval().requires_grad_(False)
             ckpt.load_module_state(self.eta_frozen, "eta_pretrained", weights, str(root))
         if any(k.startswith("model_ema.") for k in weights) and self.cfg.train.ema_decay > 0:
             self.ema = ModelEMA(self.model, self.cfg.train.ema_decay)
