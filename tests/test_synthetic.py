@@ -4,6 +4,7 @@ smooth motion, per-video appearance, sources, the on-disk writer and the viz hel
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -299,3 +300,21 @@ def test_a_damaged_cache_file_is_redrawn(tmp_path):
     again = SyntheticVideos(world, S, cache_dir=tmp_path).prepare()
     assert torch.equal(first.frame(0, 1), again.frame(0, 1))
     np.load(cache, allow_pickle=False).close()  # rewritten, readable
+
+
+def test_plain_background_blackens_the_background_only(world, rendered):
+    """data.synthetic_background=plain: the same figures, pixel for pixel, on black; the
+    cache key of the default is the one it had before the option."""
+    plain = SyntheticWorld(replace(SMALL, background="plain"))
+    img, ids = plain.render(0, range(4), S)
+    ref, ref_ids = rendered[0][0][:4], rendered[0][1][:4]
+    assert torch.equal(ids, ref_ids)
+    bg = ids < 0
+    black = lambda im: float((im.permute(0, 2, 3, 1)[bg].amax(-1) == 0).float().mean())  # noqa: E731
+    assert black(img) > 0.9 and black(ref) < 0.05  # (antialiased figure edges are not all black)
+    assert float(img.float().permute(0, 2, 3, 1)[~bg].mean()) > 20  # the figure is still drawn
+    assert SMALL.key(S) != plain.params.key(S)
+    cfg = load_config("cpu", ["data.synthetic_background=plain"])
+    assert SynthParams.from_config(cfg.data).background == "plain"
+    with pytest.raises(DataError, match="background"):
+        SynthParams(background="green")

@@ -120,6 +120,10 @@ class DataConfig:
     synthetic_split: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])  # train / prior / test videos
     synthetic_activities: Optional[list[str]] = None  # subset of walk, wave, squat, reach, jumping_jacks, kick, idle
     synthetic_test_stride: int = 3  # every n-th frame of a test video is a test image
+    # "clutter": walls, floors, shapes and grain behind the figure (the default); "plain": a black
+    # background, like the release's foreground-masked Simplified Human3.6M frames (a diagnostic
+    # of what the clutter costs; docs/synthetic-data.md)
+    synthetic_background: str = "clutter"
     synthetic_storage: str = "auto"  # "memory" (render once), "lazy" (on demand), "auto" (memory up to 512 MiB)
     cache_dir: Optional[str] = None
     workers: int = 0

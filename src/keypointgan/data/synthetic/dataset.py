@@ -37,6 +37,7 @@ from .scene import VideoScene, make_scene, occlusion, scene_parts
 
 GENERATOR_VERSION = 1  # bump when the generator's pixels change (invalidates disk caches)
 SPLITS = ("train", "prior", "test")
+BACKGROUNDS = ("clutter", "plain")
 MEMORY_LIMIT_BYTES = 1 << 29  # "auto" storage keeps a split in memory up to 512 MiB
 
 
@@ -51,8 +52,11 @@ class SynthParams:
     activities: tuple[str, ...] = ACTIVITIES
     test_stride: int = 3  # every n-th frame of a test video is a test image
     skeleton: str = "synth_humanoid"
+    background: str = "clutter"  # "clutter" or "plain" (black, as foreground-masked frames)
 
     def __post_init__(self) -> None:
+        if self.background not in BACKGROUNDS:
+            raise DataError(f"synthetic background must be one of {', '.join(BACKGROUNDS)}, got {self.background!r}")
         if self.num_videos < 3:
             raise DataError(f"synthetic data needs at least 3 videos (train, prior, test), got {self.num_videos}")
         if self.num_frames < 1 or self.test_stride < 1:
@@ -72,11 +76,14 @@ class SynthParams:
             split=tuple(getattr(data, "synthetic_split", cls.split)),
             activities=tuple(acts) if acts else ACTIVITIES,
             test_stride=getattr(data, "synthetic_test_stride", cls.test_stride), skeleton=skeleton,
+            background=getattr(data, "synthetic_background", cls.background),
         )
 
     def key(self, image_size: int) -> str:
         """A short hash of everything that determines the pixels (names disk caches)."""
         d = asdict(self) | {"image_size": image_size, "version": GENERATOR_VERSION}
+        if self.background == "clutter":  # the default keeps the keys of caches written before the option
+            del d["background"]
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -153,6 +160,8 @@ class SyntheticWorld:
         return self.scene(vid).keypoints
 
     def background(self, vid: int, size: int) -> torch.Tensor:
+        if self.params.background == "plain":
+            return torch.zeros(3, size, size)
         key = (vid, size)
         if key not in self._bgs:
             with _one_thread():
