@@ -341,3 +341,34 @@ def test_motion_weight_changes_the_generators_reconstruction_and_is_checked(tmp_
     with pytest.raises(ConfigError, match="l1_ssim"):
         Trainer(tiny(tmp_path / "bad2", "loss.motion_weight=2", "loss.reconstruction=l1_ssim"), progress=False)
 
+
+
+def test_compile_trains_like_eager_and_keeps_checkpoint_keys(tmp_path):
+    """train.compile: Phi, Psi, eta and D run compiled in the training steps, with the eager
+    step's losses (same seed, same batch; inductor reorders float sums), the same state-dict
+    keys (checkpoints unchanged), and an EMA copy that stays eager."""
+    args = [*TINY_ARGS[len(TINY):], "train.precision=fp32", "train.channels_last=false",
+            "train.compile_backend=aot_eager"]  # inductor: the same graphs, minutes of C++ builds
+    from torch._dynamo.utils import counters
+
+    runs, graphs = {}, {}
+    for flag in ("false", "true"):
+        torch._dynamo.reset()
+        counters.clear()
+        tr = Trainer(tiny(tmp_path / flag, *args, f"train.compile={flag}"), progress=False)
+        runs[flag] = (tr, tr.train_step()[0])
+        graphs[flag] = counters["stats"]["unique_graphs"]
+    assert graphs["false"] == 0 and graphs["true"] >= 4  # Phi, Psi, eta and D were traced
+    (eager, le), (comp, lc) = runs["false"], runs["true"]
+    assert comp.model.phi._compiled_call_impl is not None and comp.disc._compiled_call_impl is not None
+    assert eager.model.phi._compiled_call_impl is None
+    assert list(comp.model.state_dict()) == list(eager.model.state_dict())
+    assert list(comp.disc.state_dict()) == list(eager.disc.state_dict())
+    for k in ("g_adv", "g_rec", "d", "eta_prior"):
+        assert lc[k] == pytest.approx(le[k], rel=1e-3, abs=1e-5), k
+    comp._freeze_pretrained_eta()
+    assert comp.eta_frozen._compiled_call_impl is None
+    from keypointgan.train.ema import ModelEMA
+
+    ema = ModelEMA(comp.model, 0.9)
+    assert all(getattr(m, "_compiled_call_impl", None) is None for m in ema.module.modules())

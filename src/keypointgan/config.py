@@ -154,6 +154,7 @@ class TrainConfig:
     # torch.compile (inductor) of Phi, Psi, eta and D for the training steps; the EMA, the
     # frozen eta and evaluation stay eager. Compiling costs minutes up front (docs/performance.md).
     compile: bool = False
+    compile_backend: str = "inductor"  # torch.compile's backend; "aot_eager" traces without code generation (tests)
     seed: int = 0
     log_every: int = 10
     image_every: int = 200

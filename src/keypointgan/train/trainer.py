@@ -198,7 +198,7 @@ class Trainer:
         checkpoints unchanged). Shapes are static; each batch size a network sees (B, B + the
         equivariance batch, 2B) compiles once. Evaluation copies stay eager (eager_copy)."""
         for m in (self.model.phi, self.model.psi, self.model.eta, self.disc):
-            m.compile(dynamic=False)
+            m.compile(dynamic=False, backend=self.cfg.train.compile_backend)
 
     def _wrap_ddp(self) -> None:
         """DDP wrappers: G covers Phi+Psi only (eta frozen at wrap time), eta and D their own."""
