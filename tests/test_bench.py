@@ -75,3 +75,7 @@ def test_runtime_overrides_define_the_default_path_and_never_the_reference():
     assert cfgs["default"].channels_last is True and cfgs["default"].precision == "auto"
     plain = BenchSettings.create(quick=True)
     assert load_config("cpu", plain.base_overrides(32, 4) + plain.path_overrides("default")).train.channels_last is None
+    comp = BenchSettings.create(quick=True, overrides=["train.compile=true"])
+    cfgs = {p: load_config("cpu", comp.base_overrides(32, 4) + comp.path_overrides(p)).train
+            for p in ("reference", "default")}
+    assert cfgs["default"].compile is True and cfgs["reference"].compile is False  # the reference stays eager

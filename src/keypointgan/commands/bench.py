@@ -57,12 +57,12 @@ from ..errors import UsageError
 
 PATHS = {
     # name -> config overrides
-    "reference": ["train.precision=fp32", "train.channels_last=false"],
+    "reference": ["train.precision=fp32", "train.channels_last=false", "train.compile=false"],
     "default": ["train.precision=auto", "train.channels_last=null"],  # null: auto, as training's default
 }
 # overrides of these keys on the command line replace the default path's auto (to time a candidate,
-# e.g. ``keypointgan bench train.precision=bf16``); the reference path never changes
-RUNTIME_KEYS = ("train.precision", "train.channels_last")
+# e.g. ``keypointgan bench train.precision=bf16`` or ``train.compile=true``); the reference path never changes
+RUNTIME_KEYS = ("train.precision", "train.channels_last", "train.compile", "train.compile_backend")
 
 # --quick: tiny networks, for tests (the same pieces, not meaningful speeds)
 QUICK_MODEL = ["model.base_width=8", "model.max_width=32", "model.disc_layers=1", "model.disc_width=8"]
@@ -262,7 +262,8 @@ def bench_train_step(settings: BenchSettings, size: int, path: str, data: Any = 
         try:
             rt = tr.runtime
             sync = _sync(rt.device)
-            log(f"train {size} px {path} ({_mode_name(rt.precision, rt.channels_last)})")
+            mode = _mode_name(rt.precision, rt.channels_last) + (" compiled" if cfg.train.compile else "")
+            log(f"train {size} px {path} ({mode})")
             _, flops = _count_flops(tr.train_step)  # the warm-up step, counted
             sync()
             times = _instrument(tr, sync)
@@ -272,7 +273,7 @@ def bench_train_step(settings: BenchSettings, size: int, path: str, data: Any = 
         finally:
             tr.close()
     row = {"section": "train", "size": size, "batch": settings.batch, "path": path,
-           "mode": _mode_name(rt.precision, rt.channels_last), "seconds": sec,
+           "mode": mode, "seconds": sec,
            "images_per_s": settings.batch / sec, "gflop": flops / 1e9, "gflop_per_s": flops / 1e9 / sec,
            "peak_mib": mem.mib, **comp}
     return row, tr.data
