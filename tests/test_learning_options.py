@@ -372,3 +372,7 @@ def test_compile_trains_like_eager_and_keeps_checkpoint_keys(tmp_path):
 
     ema = ModelEMA(comp.model, 0.9)
     assert all(getattr(m, "_compiled_call_impl", None) is None for m in ema.module.modules())
+    from keypointgan.config import ConfigError
+
+    with pytest.raises(ConfigError, match="train.compile_backend"):
+        Trainer(tiny(tmp_path / "bad", *args, "train.compile=true", "train.compile_backend=nonesuch"), progress=False)

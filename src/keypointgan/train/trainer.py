@@ -112,6 +112,13 @@ def _check_train_options(cfg: Config) -> None:
     for name, value, ok, rule in checks:
         if not ok:
             raise ConfigError(f"{name} must be {rule}, got {value!r}")
+    if t.compile:
+        import torch._dynamo
+
+        known = torch._dynamo.list_backends(exclude_tags=())
+        if t.compile_backend not in known:
+            raise ConfigError(f"train.compile_backend must be one of torch.compile's backends "
+                              f"({', '.join(sorted(known))}), got {t.compile_backend!r}")
 
 
 ADAM_IMPLS = {"fused": dict(fused=True), "foreach": dict(foreach=True), "forloop": dict(foreach=False)}

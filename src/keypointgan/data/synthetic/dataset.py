@@ -56,7 +56,7 @@ class SynthParams:
 
     def __post_init__(self) -> None:
         if self.background not in BACKGROUNDS:
-            raise DataError(f"synthetic background must be one of {', '.join(BACKGROUNDS)}, got {self.background!r}")
+            raise DataError(f"synthetic background (data.synthetic_background) must be one of {', '.join(BACKGROUNDS)}, got {self.background!r}")
         if self.num_videos < 3:
             raise DataError(f"synthetic data needs at least 3 videos (train, prior, test), got {self.num_videos}")
         if self.num_frames < 1 or self.test_stride < 1:
