@@ -110,6 +110,11 @@ class DataConfig:
     tps: bool = False  # pairs by thin-plate-spline warps (image-only datasets)
     pair_warp: str = "none"  # "tps": frame pairs warped too (x affine, x' affine + TPS); beyond the paper, docs/results.md
     warp_scale: float = 1.0  # multiplies every sd of the TPS / pair warps (1 = the release's distribution)
+    # beyond the paper: this fraction of each batch's items shows Phi x in front of another training
+    # video's background (target unchanged), so Phi cannot key the pose to the background; needs a
+    # known (synthetic) or fixed-camera (median) background, docs/results.md
+    background_swap: float = 0.0
+    background_threshold: float = 0.1  # foreground = differs from the background by more than this ([-1, 1] units)
     max_frames: Optional[int] = None  # own videos: use at most this many frames of each
     test_crop: str = "center"  # labelled test images: "center" (shorter side) or "bbox" (+ bbox_margin)
     bbox_margin: float = 0.25  # square side = max(w, h) * (1 + margin) around a COCO bbox

@@ -17,6 +17,7 @@ PAIR_STREAM = 1  # frame pairs of one video (data.pairs.PairSampler)
 TPS_STREAM = 2  # thin-plate-spline pairs of single images (TPSPairSampler; its warps draw from stream + 100)
 PRIOR_STREAM = 3  # prior poses (data.prior.PriorSampler)
 PAIR_WARP_STREAM = 4  # warps of frame pairs (data.pair_warp=tps, WarpedPairSampler)
+BACKGROUND_STREAM = 5  # background swaps of Phi's input (data.background_swap, BackgroundSwapSampler)
 
 # -- trainers (torch generators, step_seed) ----------------------------------------------
 POOL_STREAM = 4  # the history pool's picks (Trainer.train_step)

@@ -15,6 +15,7 @@ import torch
 from ..config import Config, ConfigError
 from ..errors import KeypointGANError
 from .base import DataError, LabelledSource, PairSource, VideoSource
+from .background import BackgroundSwapSampler
 from .pairs import PairSampler, TPSPairSampler, WarpedPairSampler
 from .tps import TPSParams, scaled
 from .prior import PriorPoses, PriorSampler
@@ -54,10 +55,12 @@ def prior_subset(prior: PriorPoses, cfg: Config) -> PriorPoses:
 def make_samplers(train: VideoSource, prior: PriorPoses, cfg: Config,
                   rank: int = 0) -> tuple[PairSource, PriorSampler]:
     """The seeded pair and prior samplers of process ``rank`` (``data.tps``, ``data.frame_gap``,
-    ``data.pair_order``, ``data.pair_warp``, ``data.warp_scale``, ``train.batch_size``, ``train.seed``)."""
+    ``data.pair_order``, ``data.pair_warp``, ``data.warp_scale``, ``data.background_swap``, ``train.batch_size``, ``train.seed``)."""
     seed = cfg.train.seed + 1000 * rank
     b = cfg.train.batch_size
     d = cfg.data
+    if d.background_swap > 0 and d.tps:
+        raise ConfigError("data.background_swap needs frame pairs of videos; it cannot be used with data.tps=true")
     if d.pair_warp not in ("none", "tps"):
         raise DataError(f"data.pair_warp must be none or tps, got {d.pair_warp!r}")
     try:  # the samplers check their arguments with ValueErrors: here those are the config's
@@ -66,6 +69,8 @@ def make_samplers(train: VideoSource, prior: PriorPoses, cfg: Config,
             pairs: PairSource = TPSPairSampler(train, b, seed=seed, params=params)
         else:
             pairs = PairSampler(train, b, d.frame_gap, seed=seed, order=d.pair_order)
+            if d.background_swap > 0:
+                pairs = BackgroundSwapSampler(pairs, d.background_swap, d.background_threshold)
             if d.pair_warp == "tps":
                 pairs = WarpedPairSampler(pairs, params)
         return pairs, PriorSampler(prior, b, seed=seed)

@@ -201,7 +201,10 @@ class WarpedPairSampler:
         b = self.pairs.batch(step)
         rng, p, n = step_rng(self.pairs.seed, step, self.stream), self.params, self.pairs.batch_size
         a1, a2, w2 = sample_affine(n, p, rng), sample_affine(n, p, rng), sample_kernel_weights(n, p, rng)
-        return {"x": warp(b["x"], a1, None, p.grid), "x_app": warp(b["x_app"], a2, w2, p.grid)}
+        out = {"x": warp(b["x"], a1, None, p.grid), "x_app": warp(b["x_app"], a2, w2, p.grid)}
+        if "x_phi" in b:  # background swaps (data.background_swap): Phi's input moves with x
+            out["x_phi"] = warp(b["x_phi"], a1, None, p.grid)
+        return out
 
     def state_dict(self) -> dict[str, int]:
         return self.pairs.state_dict()

@@ -311,8 +311,12 @@ class Trainer:
         of ``batch``, rounded, at least 1."""
         return max(1, min(batch, round(self.cfg.loss.equivariance_fraction * batch)))
 
-    def generator_step(self, x: torch.Tensor, x_app: torch.Tensor) -> tuple[dict[str, torch.Tensor], Any]:
+    def generator_step(self, x: torch.Tensor, x_app: torch.Tensor,
+                       x_phi: Optional[torch.Tensor] = None) -> tuple[dict[str, torch.Tensor], Any]:
         """Phi + Psi update; eta and D frozen, gradients flow through eta and beta.
+
+        ``x_phi`` (B,3,S,S), optional: what Phi reads instead of x (x in front of other
+        backgrounds, ``data.background_swap``); the reconstruction target stays x.
 
         With ``loss.equivariance_weight > 0`` (beyond the paper), Phi also reads T(x) for
         random warps T, and ``|Phi(T(x)) - T(Phi(x))|^2`` asks its skeleton to move with the
@@ -325,8 +329,9 @@ class Trainer:
         warp = self.equivariance_warp(self.state.step + 1, n_eq) if c.equivariance_weight > 0 else None
         try:
             with self.runtime.autocast():
-                x_warped = None if warp is None else self.runtime.tensor(warp(x[:n_eq].float()).to(x.dtype))
-                out = self.g_ddp(x, x_app, x_warped)
+                src = x if x_phi is None else x_phi
+                x_warped = None if warp is None else self.runtime.tensor(warp(src[:n_eq].float()).to(src.dtype))
+                out = self.g_ddp(src, x_app, x_warped)
                 adv = lsgan_generator_loss(self.disc(out.y))
                 if c.motion_weight > 0:  # beyond the paper: what moved between x' and x counts more
                     rec = self.rec_loss(out.x_hat, x, motion_weights(x, x_app, c.motion_weight))
@@ -402,11 +407,12 @@ class Trainer:
         step = self.state.step + 1
         batch = self.data.pair_batch(step)
         x, x_app = self.runtime.tensor(batch["x"]), self.runtime.tensor(batch["x_app"])
+        x_phi = self.runtime.tensor(batch["x_phi"]) if "x_phi" in batch else None
         prior, visible = self._prior(self.state.eta_step + step)
         self.pool.generator.manual_seed(int(self._generator(POOL_STREAM, step).initial_seed()))
         self.model.train()
         self.disc.train()
-        losses, out = self.generator_step(x, x_app)
+        losses, out = self.generator_step(x, x_app, x_phi)
         losses.update(self.discriminator_step(out.y, prior, visible))
         losses.update(self.eta_step(out.y, prior, visible))
         losses.update(self.health(out.keypoints, prior))

@@ -323,6 +323,14 @@ class SyntheticVideos:
             self._check(int(v), int(i))
         return _to_float(self.store.get([int(v) for v in videos], [int(i) for i in indices]))
 
+    def background(self, video: int) -> torch.Tensor:
+        """(3,H,W) float in [-1,1]: the video's background exactly as its frames hold it
+        (rounded to uint8 like them); for ``data.background_swap``."""
+        if not 0 <= video < len(self):
+            raise IndexError(f"video {video} out of range: {len(self)} videos")
+        bg = self.world.background(self.vids[video], self.image_size)
+        return _to_float((bg * 255.0 + 0.5).to(torch.uint8))
+
     def _check(self, video: int, index: int) -> None:
         if not (0 <= video < len(self) and 0 <= index < self.world.params.num_frames):
             raise IndexError(f"frame ({video}, {index}) out of range: {len(self)} videos of "
