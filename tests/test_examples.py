@@ -378,6 +378,17 @@ def test_bodies_prepare_splits_by_video_and_finds_the_second_person(tmp_path, bo
     srcs = {part: {v["source"] for v in s["videos"] if v["part"] == part} for part in ("train", "prior", "test")}
     assert not (srcs["train"] & srcs["test"]) and not (srcs["prior"] & (srcs["train"] | srcs["test"]))
     assert "skeleton=body13" in s["commands"]["train"]
+    # Pose2Sim's fixed cameras get per-frame backgrounds (the median, cropped like each frame); Sports2D not
+    bg = sorted(p.name for p in (out / "train_backgrounds").iterdir())
+    assert bg == ["single_cam01", "single_cam02", "single_cam03"] and s["counts"]["train_videos_with_backgrounds"] == 3
+    frames = sorted((out / "train/single_cam01").glob("*.png"))
+    backs = sorted((out / "train_backgrounds/single_cam01").glob("*.png"))
+    assert [p.name for p in backs] == [p.name for p in frames]
+    f0, b0 = np.asarray(Image.open(frames[0])), np.asarray(Image.open(backs[0]))
+    bright = lambda im: int((im.mean(axis=2) > 128).sum())  # noqa: E731
+    assert bright(b0) < 0.7 * bright(f0)  # the moving blob is mostly gone from its background
+    assert "data.background_root=" in s["commands"]["train_background_swap"]
+    assert "train_backgrounds" in (out / "README.md").read_text()
 
 
 def test_frames_whose_two_opinions_disagree_get_no_label(tmp_path):

@@ -115,6 +115,10 @@ class DataConfig:
     # known (synthetic) or fixed-camera (median) background, docs/results.md
     background_swap: float = 0.0
     background_threshold: float = 0.1  # foreground = differs from the background by more than this ([-1, 1] units)
+    # own videos: their backgrounds for background_swap, by video name (<name>/ per-frame images, as
+    # `keypointgan examples prepare bodies` writes for tracked crops of fixed cameras, or <name>.png);
+    # unset: the per-pixel median of each video (full frames of a fixed camera only)
+    background_root: Optional[str] = None
     max_frames: Optional[int] = None  # own videos: use at most this many frames of each
     test_crop: str = "center"  # labelled test images: "center" (shorter side) or "bbox" (+ bbox_margin)
     bbox_margin: float = 0.25  # square side = max(w, h) * (1 + margin) around a COCO bbox

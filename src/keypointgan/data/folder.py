@@ -11,6 +11,12 @@ Unreadable frame images are skipped: the nearest readable frame of the same vide
 is returned instead, the bad index is remembered, the first skip is logged and all
 are counted (``skips.counts``). A video none of whose frames can be read raises
 :class:`DataError`.
+
+``background_root`` (optional, ``data.background_root``) holds each video's background
+for ``data.background_swap``, by video name: ``<name>/`` with one image per frame (in the
+frames' natural order: tracked crops of a fixed camera, each cut from the camera's
+background like its frame) or ``<name>.png`` (one image for the whole video: full
+frames of a fixed camera). Videos without one are never swapped.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import torch
 from .base import DataError
 from .labelled import LabelledFolder  # noqa: F401  (LabelledFolder lives in labelled.py)
 from .transforms import center_box, crop_resize, to_tensor, to_tensor_batch
-from .video import SkipLog, VideoEntry, decode_video, list_videos, read_image
+from .video import IMAGE_EXTS, SkipLog, VideoEntry, decode_video, frame_files, list_videos, read_image
 
 log = logging.getLogger("keypointgan.data")
 
@@ -49,7 +55,7 @@ class FolderVideos:
     """Videos of ``root`` (frame sub-folders, video files, loose images) at ``image_size``."""
 
     def __init__(self, root: str | Path, image_size: int, *, cache_dir: str | Path | None = None,
-                 max_frames: Optional[int] = None) -> None:
+                 max_frames: Optional[int] = None, background_root: str | Path | None = None) -> None:
         self.root = Path(root)
         self.image_size = int(image_size)
         self.max_frames = max_frames
@@ -61,6 +67,7 @@ class FolderVideos:
         for v, e in enumerate(self.videos):
             if e.kind == "file":
                 self._clips[v] = self._load_clip(e)
+        self.backgrounds = FolderBackgrounds(background_root, self) if background_root else None
 
     # -- VideoSource -------------------------------------------------------------
     def __len__(self) -> int:
@@ -128,3 +135,48 @@ class FolderVideos:
         st = path.stat()
         key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{self.image_size}|{self.max_frames}|center"
         return self.cache_dir / f"{path.stem}-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npy"
+
+
+class FolderBackgrounds:
+    """Backgrounds of a :class:`FolderVideos`' videos, read from ``root`` by video name
+    (``<name>/`` one image per frame, or ``<name>.<ext>`` one for the video), centre-cropped
+    and resized like the frames, kept in memory once read. ``get(video, index)`` is
+    ``(3, S, S)`` in ``[-1, 1]``, ``None`` for a video without a background."""
+
+    def __init__(self, root: str | Path, videos: FolderVideos) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DataError(f"{self.root}: data.background_root not found (or not a directory)")
+        self.videos = videos
+        self.files: dict[int, tuple[Path, ...]] = {}
+        for v in range(len(videos)):
+            name = videos.video_name(v)
+            folder = self.root / name
+            if folder.is_dir():
+                files = tuple(frame_files(folder))
+                n = videos.num_frames(v)
+                if len(files) < n:
+                    raise DataError(f"{folder}: {len(files)} background images for the {n} frames of video "
+                                    f"'{name}' (one per frame, in the frames' order, or one {name}.png for all)")
+                self.files[v] = files[:n]
+                continue
+            single = [self.root / f"{name}{ext}" for ext in IMAGE_EXTS if (self.root / f"{name}{ext}").is_file()]
+            if single:
+                self.files[v] = (single[0],)
+        if not self.files:
+            raise DataError(f"{self.root}: no background for any training video (expected <video name>/ "
+                            f"folders of per-frame images or <video name>.png files, e.g. "
+                            f"{self.root / videos.video_name(0)}.png)")
+        self._cache: dict[Path, torch.Tensor] = {}
+
+    def has(self, video: int) -> bool:
+        return video in self.files
+
+    def get(self, video: int, index: int) -> Optional[torch.Tensor]:
+        files = self.files.get(video)
+        if files is None:
+            return None
+        path = files[index if len(files) > 1 else 0]
+        if path not in self._cache:
+            self._cache[path] = to_tensor(_center_resize(read_image(path), self.videos.image_size))
+        return self._cache[path]

@@ -27,6 +27,10 @@ Split by video (the choice, documented in docs/examples.md):
 
 Frames where MediaPipe finds no one get no label, and no crop when no box can be
 interpolated from neighbouring frames (gaps up to 8 frames are).
+
+For ``data.background_swap`` (beyond the paper) the training crops of Pose2Sim's fixed
+cameras also get their backgrounds (``train_backgrounds/<video>/``): the per-pixel
+median of the camera's full frames, cropped like each frame. The Sports2D demo gets none.
 """
 
 from __future__ import annotations
@@ -160,7 +164,8 @@ def prepare(out_dir: str | Path, *, image_size: int = 128, cache_dir: str | Path
 
     jobs = []
     for i, f in enumerate(SINGLE[:3], 1):
-        jobs.append(VideoJob(f"single_cam0{i}", f.member, "train", loader(f.member), category="single"))
+        jobs.append(VideoJob(f"single_cam0{i}", f.member, "train", loader(f.member), category="single",
+                             fixed_camera=True))  # Pose2Sim's calibrated cameras stand still
     jobs.append(VideoJob("sports2d_a", SPORTS.member, "train", loader(SPORTS.member), category="sports2d"))
     jobs.append(VideoJob("sports2d_b", SPORTS.member, "train", loader(SPORTS.member), category="sports2d",
                          hide_from="sports2d_a"))

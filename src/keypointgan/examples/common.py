@@ -295,6 +295,22 @@ def crop(frame: np.ndarray, box: Optional[CropBox], size: int) -> Optional[np.nd
     return None if box is None else crop_resize(frame, box, size)
 
 
+def camera_background(frames: Sequence[np.ndarray], max_frames: int = 64, rows: int = 64) -> np.ndarray:
+    """The per-pixel median ``(H, W, 3)`` uint8 of up to ``max_frames`` evenly spread frames
+    of a fixed camera: its background wherever people move off a pixel in most frames.
+    Computed in bands of ``rows`` rows (memory: a band of every frame at a time)."""
+    n = len(frames)
+    if n == 0:
+        raise DataError("camera_background: no frames")
+    idx = sorted({int(i * n / min(n, max_frames)) for i in range(min(n, max_frames))})
+    h = frames[0].shape[0]
+    out = np.empty_like(frames[0])
+    for r in range(0, h, rows):
+        band = np.stack([frames[i][r:r + rows] for i in idx])
+        out[r:r + rows] = np.median(band, axis=0).round().astype(np.uint8)
+    return out
+
+
 def mask_rect(frame: np.ndarray, rect: Optional[tuple[float, float, float, float]]) -> np.ndarray:
     """A copy of ``frame`` with the pixels whose centres lie in ``(x0, y0, x1, y1)`` black
     (to hide one person from the labeler)."""
@@ -523,6 +539,8 @@ class VideoJob:
     indices: Optional[Sequence[int]] = None
     category: Optional[str] = None
     hide_from: Optional[str] = None  # an earlier job (same part) on the same frames: black out its person
+    fixed_camera: bool = False  # train: also write each crop's background (train_backgrounds/), cut from
+    #                             the per-pixel median of the full frames, for data.background_swap
 
 
 @dataclass
@@ -557,6 +575,7 @@ class VideoResult:
     noise: dict = field(default_factory=dict)  # over every frame with two opinions
     noise_kept: dict = field(default_factory=dict)  # over the frames whose label was kept
     rejected: int = 0  # frames not labelled: the two opinions disagreed too much, or there was no second one
+    backgrounds: int = 0  # train folders written with per-frame backgrounds (fixed camera)
 
     @property
     def frames_total(self) -> int:
@@ -597,6 +616,7 @@ def process_video(job: VideoJob, spec: BuildSpec, labeler: Labeler, image_size: 
     res = VideoResult(job, idx, boxes, segments, keypoint_extents(det, spec.rule.min_score),
                       detect_found=int(det.found.sum()))
     crops = {fi: crop(frames[fi], b, image_size) for fi, b in zip(idx, boxes) if b is not None}  # unmasked
+    camera = camera_background(frames) if job.fixed_camera and job.part == "train" else None
     del frames
     res.cropped = len(crops)
     if job.part == "train":
@@ -610,6 +630,10 @@ def process_video(job: VideoJob, spec: BuildSpec, labeler: Labeler, image_size: 
             name = job.name if len(segs) == 1 else f"{job.name}_s{n}"
             write_frames(out / "train" / name, part)
             res.outputs.append(name)
+            if camera is not None:  # each crop's background, cut from the camera's like the crop
+                box = dict(zip(idx, boxes))
+                write_frames(out / "train_backgrounds" / name, {fi: crop(camera, box[fi], image_size) for fi in part})
+                res.backgrounds += 1
             keys = list(part)
             sheet.extend(SheetTile("train", name, part[fi]) for fi in keys[:: max(1, len(keys) // 2)][:2])
         return res
@@ -724,6 +748,7 @@ def build(out_dir: str | Path, spec: BuildSpec, jobs: Sequence[VideoJob], labele
             "counts": {
                 "train_videos": sum(len(r.outputs) for r in results if r.job.part == "train"),
                 "train_frames": sum(r.cropped for r in results if r.job.part == "train"),
+                "train_videos_with_backgrounds": sum(r.backgrounds for r in results),
                 "prior_poses": len(prior),
                 "test_videos": sum(1 for r in results if r.job.part == "test" and r.cropped),
                 "test_images": sum(r.cropped for r in results if r.job.part == "test"),
@@ -755,6 +780,9 @@ def build(out_dir: str | Path, spec: BuildSpec, jobs: Sequence[VideoJob], labele
             "commands": {
                 "train": train_command(out_final, spec, run),
                 "evaluate": f"keypointgan evaluate {run}",
+                **({"train_background_swap": train_command(out_final, spec, run + "-bgswap") +
+                    f" data.background_swap=0.5 data.background_root={out_final / 'train_backgrounds'}"}
+                   if any(r.backgrounds for r in results) else {}),
             },
             "seconds": round(time.monotonic() - t0, 1),
         }
@@ -773,6 +801,9 @@ def readme(s: dict) -> str:
         "",
         "```",
         "train/<video>/NNNNNN.png   training frames (no labels)",
+        *(["train_backgrounds/<video>/NNNNNN.png   each training crop's background (fixed cameras: "
+           "per-pixel median of the full frames, cropped like the frame; data.background_root)"]
+          if c.get("train_videos_with_backgrounds") else []),
         "prior.json                 prior poses (COCO keypoints, crop pixels), from frames disjoint from train/test",
         "test/<video>/NNNNNN.png    test frames; test/test.json: their reference keypoints",
         "skeleton.yaml              the skeleton (also built in: " + s["skeleton"] + ")",
@@ -790,6 +821,9 @@ def readme(s: dict) -> str:
         s["commands"]["evaluate"],
         "```",
         "",
+        *(["Beyond the paper: Phi also shown each training frame's figure in front of another video's "
+           "background (data.background_swap, docs/results.md):", "", "```bash",
+           s["commands"]["train_background_swap"], "```", ""] if "train_background_swap" in s["commands"] else []),
         "Split:",
         "",
         *[f"- {k}: {v}" for k, v in s["split"].items()],

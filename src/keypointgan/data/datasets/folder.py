@@ -3,7 +3,8 @@
 Keys: ``data.root`` (videos: frame folders or video files), ``data.prior`` (COCO JSON or
 ``.npy``; ``data.prior_image_size``, ``data.prior_skeleton``, ``data.prior_crop``,
 ``data.num_prior``, ``data.prior_seed``), ``data.test_labels`` / ``data.test_root``
-(``data.test_crop``, ``data.bbox_margin``), ``data.max_frames``, ``data.cache_dir``.
+(``data.test_crop``, ``data.bbox_margin``), ``data.max_frames``, ``data.cache_dir``,
+``data.background_root`` (backgrounds for ``data.background_swap``).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ class FolderDataset(Dataset):
             raise DataError("data.source=folder needs data.root (a folder of videos)")
         if not d.prior:
             raise DataError("data.source=folder needs data.prior (COCO JSON or .npy of example poses)")
-        train = FolderVideos(d.root, cfg.model.image_size, cache_dir=d.cache_dir, max_frames=d.max_frames)
+        train = FolderVideos(d.root, cfg.model.image_size, cache_dir=d.cache_dir, max_frames=d.max_frames,
+                             background_root=d.background_root)
         prior = load_prior(d.prior, skeleton, image_size=d.prior_image_size, prior_skeleton=_prior_skeleton(cfg),
                            num=d.num_prior, seed=d.prior_seed, crop=d.prior_crop)
         test = None
