@@ -204,8 +204,39 @@ def test_equivariance_term_pulls_phi_toward_moving_with_the_image(tmp_path):
     assert after < 0.7 * before, (before, after)
 
 
+def test_equivariance_flip_mirrors_the_warps_and_penalises_a_skeleton_drawn_beside_the_figure(tmp_path):
+    """``loss.equivariance_flip``: the same TPS warps, mirrored left-right; a "Phi" that draws
+    the true skeleton shifted sideways (the stuck runs) is charged far more with the flips,
+    a Phi that draws it in place nothing."""
+    from keypointgan.pose.render import render_skeleton
+
+    def trainer(p, name):
+        return Trainer(tiny(tmp_path / name, *TINY_ARGS[len(TINY):], "loss.equivariance_weight=1.0",
+                            f"loss.equivariance_flip={p}"), progress=False)
+
+    off, on, half = trainer(0.0, "off"), trainer(1.0, "on"), trainer(0.5, "half")
+    x = torch.rand(6, 1, 32, 32)
+    assert torch.allclose(on.equivariance_warp(3, 6)(x), off.equivariance_warp(3, 6)(x).flip(-1), atol=1e-6)
+    h, o = half.equivariance_warp(3, 6)(x), off.equivariance_warp(3, 6)(x)
+    mirrored = [torch.allclose(h[i], o[i].flip(-1), atol=1e-6) for i in range(6)]
+    kept = [torch.equal(h[i], o[i]) for i in range(6)]
+    assert all(m != k for m, k in zip(mirrored, kept)) and any(mirrored) and any(kept)
+    sk = get_skeleton("synth_humanoid")
+    g = torch.Generator().manual_seed(0)
+    kp = torch.rand(8, sk.num_keypoints, 2, generator=g) - 0.5
+    y = render_skeleton(kp, sk.edges, 32)  # a perfect Phi: image = its own skeleton, Phi = identity
+    beside = lambda im: torch.roll(im, 5, dims=-1)  # noqa: E731  (the skeleton 5 px to the right)
+    costs = {}
+    for name, tr in (("off", off), ("on", on)):
+        warp = tr.equivariance_warp(7, 8)
+        assert float(torch.mean((warp(y) - warp(y)) ** 2)) == 0.0
+        costs[name] = float(torch.mean((beside(warp(y)) - warp(beside(y))) ** 2))
+    assert costs["on"] > 2 * costs["off"], costs
+
+
 @pytest.mark.parametrize("option", ["loss.equivariance_weight=-1", "loss.equivariance_warp_scale=0",
-                                    "loss.equivariance_fraction=0", "loss.equivariance_fraction=1.5"])
+                                    "loss.equivariance_fraction=0", "loss.equivariance_fraction=1.5",
+                                    "loss.equivariance_flip=-0.1", "loss.equivariance_flip=2"])
 def test_bad_equivariance_options_are_refused_at_start_up(tmp_path, option):
     from keypointgan.config import ConfigError
 

@@ -80,6 +80,10 @@ class LossConfig:
     # (Thewlis et al. 2017), so the skeleton must move with the image; 0 = off (the paper).
     equivariance_weight: float = 0.0
     equivariance_warp_scale: float = 3.0  # multiplies every sd of the release's TPS distribution
+    # Beyond the paper: this share of the warps T also mirrors left-right. The skeleton image has
+    # one channel (no left/right), so Phi(flip x) = flip(Phi x) holds for the true skeleton; a
+    # skeleton drawn beside the figure (a constant offset, the stuck runs of docs/results.md) breaks it
+    equivariance_flip: float = 0.0
     # Share of the batch whose warped copy Phi also reads (the term's cost: Phi's extra
     # work is this fraction of its batch); 1 = every image, at least one image.
     equivariance_fraction: float = 1.0

@@ -105,6 +105,8 @@ def _check_train_options(cfg: Config) -> None:
                cfg.loss.equivariance_warp_scale > 0, "> 0"),
               ("loss.equivariance_fraction", cfg.loss.equivariance_fraction,
                0 < cfg.loss.equivariance_fraction <= 1, "in (0, 1]"),
+              ("loss.equivariance_flip", cfg.loss.equivariance_flip, 0 <= cfg.loss.equivariance_flip <= 1,
+               "in [0, 1]"),
               ("loss.motion_weight", cfg.loss.motion_weight, cfg.loss.motion_weight >= 0, ">= 0"),
               ("render.psi_sigmas", cfg.render.psi_sigmas, all(v > 0 for v in cfg.render.psi_sigmas),
                "a list of positive widths"),
@@ -289,19 +291,23 @@ class Trainer:
     def equivariance_warp(self, step: int, n: int) -> Callable[[torch.Tensor], torch.Tensor]:
         """The random TPS warps T of the equivariance term at ``step``, one per batch item:
         a function (n,C,S,S) -> (n,C,S,S) that applies them (``data.tps`` distribution, every
-        sd times ``loss.equivariance_warp_scale``). The sampling grid is computed once, at
-        the first call's size, and reused for x and Phi(x)."""
+        sd times ``loss.equivariance_warp_scale``), each then mirrored left-right with
+        probability ``loss.equivariance_flip``. The sampling grid is computed once, at the
+        first call's size, and reused for x and Phi(x)."""
         import numpy as np
 
         params = tps.scaled(tps.TPSParams(), self.cfg.loss.equivariance_warp_scale)
         rng = np.random.default_rng(step_seed(self.cfg.train.seed, self.dist.rank, EQUIVARIANCE_STREAM, step))
         affine, weights = tps.sample_affine(n, params, rng), tps.sample_kernel_weights(n, params, rng)
+        flip = torch.from_numpy(rng.random(n) < self.cfg.loss.equivariance_flip)  # drawn last: p=0 keeps T
         grids: dict[tuple[int, int], torch.Tensor] = {}
 
         def apply(images: torch.Tensor) -> torch.Tensor:
             size = tuple(images.shape[-2:])
             if size not in grids:
                 grids[size] = tps.warp_grid(size, affine, weights, params.grid)
+                if flip.any():  # sampling at the mirrored column = mirroring the warped image
+                    grids[size] = torch.where(flip[:, None, None, None], grids[size].flip(2), grids[size])
             return tps.apply_grid(images, grids[size])
 
         return apply
