@@ -163,6 +163,7 @@ def test_psi_pose_skips_option_builds_and_trains(tmp_path):
 def test_equivariance_term_is_logged_reproducible_and_off_in_the_papers_presets(tmp_path):
     assert load_config("paper").loss.equivariance_weight == 0 and load_config("release").loss.equivariance_weight == 0
     assert load_config("cpu").loss.equivariance_weight > 0  # on in the cpu/demo presets (docs/results.md)
+    assert load_config("cpu").loss.equivariance_flip == 0.5 and load_config("paper").loss.equivariance_flip == 0
     off = Trainer(tiny(tmp_path / "off", *TINY_ARGS[len(TINY):], "loss.equivariance_weight=0"), progress=False)
     off.train()
     assert not series(tmp_path / "off", "joint", "g_equiv")
