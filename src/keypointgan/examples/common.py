@@ -622,6 +622,7 @@ def process_video(job: VideoJob, spec: BuildSpec, labeler: Labeler, image_size: 
     if job.part == "train":
         # one folder per segment: frame pairs must come from one track of one object
         segs = sorted({int(q) for q in segments if q >= 0})
+        box = dict(zip(idx, boxes))
         for n, q in enumerate(segs):
             part = {fi: crops[fi] for fi, sq in zip(idx, segments) if sq == q and fi in crops}
             if len(part) < spec.min_train_frames:
@@ -631,7 +632,6 @@ def process_video(job: VideoJob, spec: BuildSpec, labeler: Labeler, image_size: 
             write_frames(out / "train" / name, part)
             res.outputs.append(name)
             if camera is not None:  # each crop's background, cut from the camera's like the crop
-                box = dict(zip(idx, boxes))
                 write_frames(out / "train_backgrounds" / name, {fi: crop(camera, box[fi], image_size) for fi in part})
                 res.backgrounds += 1
             keys = list(part)
