@@ -7,6 +7,7 @@ built here at the real member paths.
 
 import importlib.metadata
 import json
+import shlex
 import sys
 import zipfile
 from pathlib import Path
@@ -379,6 +380,11 @@ def test_bodies_prepare_splits_by_video_and_finds_the_second_person(tmp_path, bo
     srcs = {part: {v["source"] for v in s["videos"] if v["part"] == part} for part in ("train", "prior", "test")}
     assert not (srcs["train"] & srcs["test"]) and not (srcs["prior"] & (srcs["train"] | srcs["test"]))
     assert "skeleton=body13" in s["commands"]["train"]
+    # the train command parses, with the example's wider frame gap (60 fps clips)
+    from keypointgan.config import load_config
+    args = shlex.split(s["commands"]["train"])
+    cfg = load_config(args[args.index("--config") + 1], [a for a in args if "=" in a and not a.startswith("-")])
+    assert cfg.data.frame_gap == [20, 99] and cfg.data.root == str(out / "train") and cfg.skeleton == "body13"
     # Pose2Sim's fixed cameras get per-frame backgrounds (the median, cropped like each frame); Sports2D not
     bg = sorted(p.name for p in (out / "train_backgrounds").iterdir())
     assert bg == ["single_cam01", "single_cam02", "single_cam03"] and s["counts"]["train_videos_with_backgrounds"] == 3

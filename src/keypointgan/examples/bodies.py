@@ -139,6 +139,12 @@ class MediaPipePoseLabeler:
             self._pose = None
 
 
+# Pose2Sim films at 60 fps: the release's 5-30 frame gap (0.1-0.5 s) leaves x' nearly x, so Psi
+# rebuilds x without the pose. 20-99 frames (clamped to each video) asks the keypoints for the
+# change: 3 seeds, 300 joint iterations, 0.67x the mean pose against 0.85x (docs/examples.md).
+TRAIN_ARGS = ("data.frame_gap=[20,99]",)
+
+
 def _downscale(image: np.ndarray, max_side: int) -> np.ndarray:
     h, w = image.shape[:2]
     s = max_side / max(h, w)
@@ -180,7 +186,7 @@ def prepare(out_dir: str | Path, *, image_size: int = 128, cache_dir: str | Path
         noise_lab = MediaPipePoseLabeler(static_image_mode=True)
         note = "the second opinion runs MediaPipe on every frame independently (static_image_mode=True)"
     spec = BuildSpec("bodies", skeleton, "body13", RULE, LABEL_SIZE, min_score=MIN_SCORE, noise_note=note,
-                     max_disagreement=MAX_DISAGREEMENT)
+                     max_disagreement=MAX_DISAGREEMENT, train_args=TRAIN_ARGS)
     split = {
         "rule": "by video: train and test are different cameras, the prior comes from other videos",
         "train": "Pose2Sim Demo_SinglePerson cam01-03 + Sports2D demo, both of its people, one folder per "

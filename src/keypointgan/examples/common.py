@@ -28,6 +28,7 @@ import json
 import logging
 import math
 import os
+import shlex
 import shutil
 import time
 import uuid
@@ -692,7 +693,7 @@ def train_command(out: Path, spec: BuildSpec, run: str) -> str:
     args = ["keypointgan", "train", "--config", "cpu", "--out", run, "data.source=folder",
             f"data.root={out / 'train'}", f"data.prior={out / 'prior.json'}", f"data.test_root={out / 'test'}",
             f"data.test_labels={out / 'test' / 'test.json'}", f"skeleton={spec.skeleton_ref}", *spec.train_args]
-    return " ".join(args)
+    return " ".join(shlex.quote(a) for a in args)  # e.g. data.frame_gap=[20,99] is a glob to zsh
 
 
 def build(out_dir: str | Path, spec: BuildSpec, jobs: Sequence[VideoJob], labeler: Labeler, *,
@@ -779,9 +780,9 @@ def build(out_dir: str | Path, spec: BuildSpec, jobs: Sequence[VideoJob], labele
             "provenance": provenance,
             "commands": {
                 "train": train_command(out_final, spec, run),
-                "evaluate": f"keypointgan evaluate {run}",
-                **({"train_background_swap": train_command(out_final, spec, run + "-bgswap") +
-                    f" data.background_swap=0.5 data.background_root={out_final / 'train_backgrounds'}"}
+                "evaluate": f"keypointgan evaluate {shlex.quote(run)}",
+                **({"train_background_swap": train_command(out_final, spec, run + "-bgswap") + " data.background_swap=0.5 "
+                    + shlex.quote(f"data.background_root={out_final / 'train_backgrounds'}")}
                    if any(r.backgrounds for r in results) else {}),
             },
             "seconds": round(time.monotonic() - t0, 1),
