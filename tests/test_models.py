@@ -222,3 +222,29 @@ def test_upsample2x_is_bilinear_bit_for_bit(channels: int, channels_last: bool) 
     out.backward(g)
     assert torch.allclose(b.grad, a.grad, atol=1e-6, rtol=0)
     assert torch.equal(Upsample2x()(x), upsample2x(x))
+
+
+def test_fold_batch_norms_keeps_outputs_and_removes_every_norm() -> None:
+    from keypointgan.models.blocks import fold_batch_norms
+
+    model = KeypointGAN(small_config()).eval()
+    for m in model.modules():  # running statistics and affine parameters far from identity
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.normal_(0, 0.5)
+            m.running_var.uniform_(0.3, 3.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.normal_(0, 0.3)
+    n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    x, x_app = torch.rand(3, 3, 32, 32) * 2 - 1, torch.rand(3, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        before = model.detect(x)
+        rec_before = model.reconstruct(model.psi_pose(before.keypoints), x_app)
+        assert fold_batch_norms(model) == n_bn > 0
+        after = model.detect(x)
+        rec_after = model.reconstruct(model.psi_pose(before.keypoints), x_app)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert torch.allclose(after.y, before.y, atol=1e-5, rtol=1e-4)
+    assert torch.allclose(after.keypoints, before.keypoints, atol=1e-5)
+    assert torch.allclose(rec_after, rec_before, atol=1e-5, rtol=1e-4)
+    with pytest.raises(RuntimeError, match="eval mode"):
+        fold_batch_norms(KeypointGAN(small_config()).train())

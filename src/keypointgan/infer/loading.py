@@ -12,6 +12,7 @@ from torch import nn
 from ..config import Config, config_from_dict
 from ..errors import UsageError
 from ..models import build_models
+from ..models.blocks import fold_batch_norms
 from ..models.keypointgan import KeypointGAN
 from ..pose import Skeleton
 from ..core import checkpoint as ckpt
@@ -36,6 +37,9 @@ def load_trained(path: str | Path, device: str = "auto", precision: str = "auto"
                  channels_last: Optional[bool] = None, weights_kind: str = "auto") -> TrainedModel:
     """The model of a checkpoint, in eval mode, with the config and skeleton it was trained with.
 
+    For inference only: its BatchNorms are folded into the convolutions before them
+    (:func:`~keypointgan.models.blocks.fold_batch_norms`), so it cannot be trained further.
+
     ``weights_kind``: "auto" takes the EMA weights when the checkpoint has them (the
     trainer evaluates those), "ema" requires them, "raw" takes the last training weights.
     """
@@ -59,5 +63,6 @@ def load_trained(path: str | Path, device: str = "auto", precision: str = "auto"
         ckpt.load_module_state(eta_pre, "eta_pretrained", weights, str(path))
         eta_pre = runtime.module(eta_pre).eval().requires_grad_(False)
     model = runtime.module(model).eval()
+    fold_batch_norms(model)  # inference only: one pass over every activation map fewer, same outputs
     step = int(meta.get("train_state", {}).get("step", 0))
     return TrainedModel(cfg, skeleton, model, eta_pre, runtime, step, prefix)

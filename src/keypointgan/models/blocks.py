@@ -131,3 +131,29 @@ class Upsample2x(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return upsample2x(x)
+
+
+def fold_batch_norms(module: nn.Module) -> int:
+    """Fold every eval-mode ``BatchNorm2d`` that directly follows a ``Conv2d`` in an
+    ``nn.Sequential`` into that convolution, in place; returns how many were folded.
+
+    For inference only (the model must be in eval mode: running statistics, no updates):
+    ``BN(conv(x)) = conv'(x)`` with ``w' = w * g / sqrt(v + eps)`` and
+    ``b' = (b - m) * g / sqrt(v + eps) + beta``, so the outputs agree up to rounding and
+    one pass over every activation map is saved. The BatchNorm becomes ``nn.Identity``.
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    folded = 0
+    for seq in [m for m in module.modules() if isinstance(m, nn.Sequential)]:
+        for i in range(len(seq) - 1):
+            conv, bn = seq[i], seq[i + 1]
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                if conv.training or bn.training:
+                    raise RuntimeError("fold_batch_norms: put the model in eval mode first (running statistics)")
+                if not bn.track_running_stats or bn.running_mean is None:
+                    continue  # normalises by batch statistics even in eval mode: not foldable
+                seq[i] = fuse_conv_bn_eval(conv, bn)
+                seq[i + 1] = nn.Identity()
+                folded += 1
+    return folded
