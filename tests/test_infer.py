@@ -340,3 +340,29 @@ def test_edit_moves_the_keypoint_and_changes_the_skeleton_there(run_dir, tm, tmp
     assert main(["edit", str(run_dir), str(src), "--move", "l_thumb=1,1", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "unknown keypoint 'l_thumb'" in err and "l_wrist" in err and "head" in err
+
+
+def test_loaded_model_is_folded_channels_last_and_detects_as_the_trained_one(run_dir, tm):
+    """Inference runs channels_last with the BatchNorms folded; the keypoints stay those of
+    the checkpoint's weights in the training layout (NCHW, BatchNorms in place)."""
+    from keypointgan.infer.loading import load_trained
+    from keypointgan.infer.predict import resolve_checkpoint
+    from keypointgan.models import build_models
+    from keypointgan.core import checkpoint as ckpt
+
+    assert tm.runtime.channels_last
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in tm.model.modules())
+    nchw = load_trained(resolve_checkpoint(run_dir), precision="fp32", channels_last=False)
+    assert not nchw.runtime.channels_last
+    weights, _, _ = ckpt.load_checkpoint(resolve_checkpoint(run_dir))
+    ref, _ = build_models(tm.cfg, tm.skeleton)
+    ckpt.load_module_state(ref, tm.weights, weights, "test")
+    ref.eval()
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in ref.modules())
+    x = torch.rand(3, 3, tm.model.image_size, tm.model.image_size) * 2 - 1
+    with torch.no_grad():
+        want = ref.detect(x).keypoints
+        got = nchw.model.detect(x).keypoints
+        got_cl = load_trained(resolve_checkpoint(run_dir), precision="fp32").model.detect(
+            x.contiguous(memory_format=torch.channels_last)).keypoints
+    assert torch.allclose(got, want, atol=1e-5) and torch.allclose(got_cl, want, atol=1e-5)

@@ -284,15 +284,20 @@ def bench_inference(settings: BenchSettings, path: str, log: Callable[[str], Non
     """``infer`` rows of ``path``: detect (Phi + eta) at each of ``settings.infer_batches``."""
     from ..config import load_config
     from ..models import KeypointGAN
+    from ..models.blocks import fold_batch_norms
     from ..core.runtime import Runtime
 
     size = settings.infer_size
     cfg = load_config(settings.config, settings.base_overrides(size, settings.batch) + settings.path_overrides(path))
     t = cfg.train
-    rt = Runtime.create(t.device, t.precision, t.channels_last, t.threads)
+    # as infer.loading.load_trained runs a checkpoint: channels_last unless set, BatchNorms folded;
+    # the reference path (fp32, NCHW set explicitly) keeps its BatchNorms, as the release
+    rt = Runtime.create(t.device, t.precision, True if t.channels_last is None else t.channels_last, t.threads)
     sync = _sync(rt.device)
     torch.manual_seed(0)
     model = rt.module(KeypointGAN(cfg)).eval()
+    if path != "reference":
+        fold_batch_norms(model)
     most = max(settings.infer_batches)
     rows = []
     for b in settings.infer_batches:
